@@ -1008,3 +1008,6 @@ impl Attributes for RequestAttributes<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -146,6 +146,11 @@ impl ToolCatalog {
         self.annotations.get(tool)
     }
 
+    /// The tool names it knows, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.annotations.keys().map(String::as_str)
+    }
+
     /// How many tools it knows.
     pub fn len(&self) -> usize {
         self.annotations.len()

@@ -487,4 +487,40 @@ mod tests {
         assert!(p.matches_ungrouped("resources", "read", "mailto:a@b"));
         assert!(TargetPattern::parse_plain("@safe").is_err());
     }
+
+    /// A deliberately simple matcher: `*` matches any run, everything else one equal character.
+    fn reference(pattern: &[u8], text: &[u8]) -> bool {
+        match pattern.split_first() {
+            None => text.is_empty(),
+            Some((b'*', rest)) => (0..=text.len()).any(|i| reference(rest, &text[i..])),
+            Some((c, rest)) => text.first() == Some(c) && reference(rest, &text[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn target_matching_agrees_with_reference(
+            target in "[a.:/*x]{1,8}",
+            text in "[a.:/x]{0,10}",
+        ) {
+            let p = Pattern::parse(&format!("d:a:{target}")).unwrap();
+            proptest::prop_assert_eq!(
+                p.matches_ungrouped("d", "a", &text),
+                reference(target.as_bytes(), text.as_bytes()),
+                "pattern {} text {}", target, text
+            );
+        }
+
+        #[test]
+        fn domain_and_action_match_one_whole_value(
+            d in "[a-c*]{1,2}", a in "[a-c*]{1,2}", qd in "[a-c]{1,2}", qa in "[a-c]{1,2}",
+        ) {
+            if let Ok(p) = Pattern::parse(&format!("{d}:{a}:*")) {
+                let want = (d == "*" || d == qd) && (a == "*" || a == qa);
+                proptest::prop_assert_eq!(p.matches_ungrouped(&qd, &qa, "t"), want);
+            } else {
+                proptest::prop_assert!(d.contains('*') || a.contains('*'));
+            }
+        }
+    }
 }

@@ -1,0 +1,166 @@
+//! The command line. Exit codes are a contract: 0 allow / valid / all passed, 1 deny / failed,
+//! 2 usage or configuration error, 3 runtime failure.
+
+#![expect(clippy::print_stdout, reason = "the CLI prints its answer on stdout")]
+
+mod check;
+mod config_check;
+mod policy_test;
+mod request;
+
+use std::path::PathBuf;
+use std::process::{ExitCode, Termination};
+
+use clap::{Args, Parser, Subcommand};
+
+/// What the process reports to its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: allowed, valid, every test passed.
+    Ok,
+    /// 1: denied, invalid, a test failed.
+    Fail,
+    /// 2: usage or configuration error.
+    Usage,
+    /// 3: runtime failure.
+    Runtime,
+}
+
+impl Exit {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Fail => 1,
+            Exit::Usage => 2,
+            Exit::Runtime => 3,
+        }
+    }
+}
+
+impl Termination for Exit {
+    fn report(self) -> ExitCode {
+        ExitCode::from(self.code())
+    }
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 allow / valid / all tests passed, 1 deny / a test failed, \
+2 usage or configuration error, 3 runtime failure.";
+
+/// Authentication and authorization for MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-guard", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide one request as the gateway would, and explain why.
+    #[command(after_help = EXIT_CODES)]
+    Check(Box<CheckArgs>),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `mcp-guard policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run a table of decision cases (`[[case]]` in TOML) against a configuration.
+    #[command(after_help = EXIT_CODES)]
+    Test(PolicyTestArgs),
+}
+
+/// `mcp-guard config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate everything a start would: patterns, groups, roles, policies, regexes, files.
+    #[command(after_help = EXIT_CODES)]
+    Check(ConfigCheckArgs),
+}
+
+/// Arguments of `mcp-guard check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The configuration file (default: ./mcp-guard.toml, else the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The principal's subject (`sub`, or `client:<id>`).
+    #[arg(long, value_name = "ID")]
+    pub subject: String,
+    /// The principal's issuer; omitted means this gateway's own tokens.
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
+    /// A role from the credential, added to what the config assigns (repeatable).
+    #[arg(long = "role", value_name = "R")]
+    pub roles: Vec<String>,
+    /// A permission pattern from the credential's `permissions` claim (repeatable).
+    #[arg(long = "permission", value_name = "P")]
+    pub permissions: Vec<String>,
+    /// An OAuth scope; it grants only through `scope_map` (repeatable).
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Vec<String>,
+    /// An attribute, e.g. `subject.department="eng"`, `hr.level=3`, `environment.time=1795665360`.
+    /// A value that is not valid JSON is taken as a string (repeatable).
+    #[arg(long = "attr", value_name = "PATH=JSON")]
+    pub attrs: Vec<String>,
+    /// An attribute provider to treat as failed: its attributes are unknown (repeatable).
+    #[arg(long = "unavailable", value_name = "PROVIDER")]
+    pub unavailable: Vec<String>,
+    /// The MCP method, e.g. `tools/call`.
+    #[arg(long, value_name = "M")]
+    pub method: String,
+    /// The tool or prompt name (`params.name`; for tasks, the task id).
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// The resource URI (`params.uri`).
+    #[arg(long, value_name = "U")]
+    pub uri: Option<String>,
+    /// A tool or prompt argument (repeatable); a value that is not valid JSON is a string.
+    #[arg(long = "arg", value_name = "KEY=JSON")]
+    pub args: Vec<String>,
+    /// A JSON `tools/list` result giving upstream tool annotations (for annotation groups).
+    #[arg(long, value_name = "FILE")]
+    pub annotations: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `mcp-guard policy test`.
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// The TOML file of `[[case]]` tables.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The configuration file (default: ./mcp-guard.toml, else the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `mcp-guard config check`.
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// The configuration file (default: ./mcp-guard.toml, else the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Exit {
+    match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Policy(PolicyCommand::Test(args)) => policy_test::run(&args),
+        Command::Config(ConfigCommand::Check(args)) => config_check::run(&args),
+    }
+}

@@ -1,0 +1,769 @@
+//! The one TOML configuration file (DESIGN.md section 12): load, check, compile.
+//!
+//! Every error names the file, line and column and the key. Values are never echoed except
+//! permission patterns, role names and the like, which are not secret; secrets (later: signing
+//! keys, client secrets) are read from files or the environment, never from this file.
+
+mod raw;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcp_guard_core::abac::{AttributePath, Condition, Effect, Operator, Policy};
+use mcp_guard_core::group::{Combine, Groups, TargetSet, ToolGroup};
+use mcp_guard_core::{Assignment, Authorizer, AuthorizerBuilder, Mode, Pattern};
+use toml::Spanned;
+
+use raw::{RawAdmin, RawCondition, RawConfig, RawPolicy, RawPolicyFile};
+
+/// The configuration the repository ships, used when no file is given and none is found.
+pub const EMBEDDED_DEFAULTS: &str = include_str!("../../../mcp-guard.toml");
+
+/// The file name looked for in the working directory.
+pub const DEFAULT_FILE: &str = "mcp-guard.toml";
+
+/// What a client sees when it lacks a permission.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DenyMode {
+    /// -31003 naming the missing permission (and HTTP 403 where possible).
+    #[default]
+    Forbid,
+    /// -32602 `Unknown tool: <name>`, as if the item did not exist.
+    Hide,
+}
+
+/// Token settings (the seed's `token` section); used by the token issue's commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// `iss` of issued tokens; `None` means the public base URL.
+    pub issuer: Option<String>,
+    /// `aud` of issued tokens; `None` means the canonical resource URL.
+    pub audience: Option<String>,
+    /// Access token lifetime.
+    pub access_token_expiry: Duration,
+    /// Refresh token lifetime.
+    pub refresh_token_expiry: Duration,
+    /// The environment variable holding the HS256 secret, if HS256 is used.
+    pub secret_env: String,
+}
+
+/// Session settings (the seed's `session` section); used by the gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// Idle timeout.
+    pub timeout: Duration,
+    /// The most live sessions; the least recently active is evicted beyond it.
+    pub max_sessions: usize,
+    /// How often expired sessions are swept.
+    pub cleanup_interval: Duration,
+}
+
+/// A loaded, checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it came from (`<embedded defaults>` when built in).
+    pub source: String,
+    /// The compiled authorizer.
+    pub authorizer: Authorizer,
+    /// Methods that need no authentication; empty by default.
+    pub public_methods: Vec<String>,
+    /// Forbid or hide.
+    pub deny_mode: DenyMode,
+    /// Token settings.
+    pub token: TokenSettings,
+    /// Session settings.
+    pub session: SessionSettings,
+    /// Warnings that do not stop a start (e.g. policies present in `rbac` mode).
+    pub warnings: Vec<String>,
+}
+
+/// A configuration error located in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub column: usize,
+    /// The key the error is about, dotted.
+    pub key: String,
+    /// What is wrong (lowercase, no final period).
+    pub message: String,
+    /// How to fix it, when known.
+    pub help: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        } else {
+            write!(f, "{}: ", self.file)?;
+        }
+        write!(f, "{}", self.message)?;
+        if !self.key.is_empty() {
+            write!(f, " (key `{}`)", self.key)?;
+        }
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Source text with a name, for turning byte offsets into lines and columns.
+struct Source<'a> {
+    name: String,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn locate(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    fn error(
+        &self,
+        span: std::ops::Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = self.locate(span.start);
+        ConfigError {
+            file: self.name.clone(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    /// The offset of a position inside a string value: past the opening quote when it is a
+    /// plain string (exact unless escapes precede the position).
+    fn inside_string(&self, span: &std::ops::Range<usize>, inner: usize) -> usize {
+        let raw = self.text.get(span.clone()).unwrap_or_default();
+        let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+            3
+        } else if raw.starts_with('"') || raw.starts_with('\'') {
+            1
+        } else {
+            0
+        };
+        span.start + quote + inner
+    }
+
+    /// A TOML syntax or shape error: position from its span, key guessed from the text there.
+    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        let span = e.span().unwrap_or(0..0);
+        let key = self.key_at(span.start);
+        let message = e.message().trim().trim_end_matches('.').to_owned();
+        self.error(span, key, message)
+    }
+
+    /// The dotted key at an offset: the enclosing `[table]` plus the `key =` on that line.
+    fn key_at(&self, offset: usize) -> String {
+        let offset = offset.min(self.text.len());
+        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
+        let line = &self.text[line_start..line_end];
+        let table = self.text[..line_start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+            .unwrap_or_default();
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim())
+            .filter(|k| !k.starts_with('[') && !k.is_empty())
+            .map(|k| k.trim_matches('"').to_owned());
+        match (table.is_empty(), key) {
+            (_, None) => table,
+            (true, Some(k)) => k,
+            (false, Some(k)) => format!("{table}.{k}"),
+        }
+    }
+}
+
+/// Loads a configuration file and everything it names.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        message: format!("cannot read the file: {e}"),
+        help: None,
+    })?;
+    load_str(&path.display().to_string(), &text, path.parent())
+}
+
+/// Loads the configuration built into the binary.
+pub fn load_embedded() -> Result<Config, ConfigError> {
+    load_str("<embedded defaults>", EMBEDDED_DEFAULTS, None)
+}
+
+/// Resolves `--config`: the given file, else `./mcp-guard.toml`, else the embedded defaults.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => load_file(p),
+        None if Path::new(DEFAULT_FILE).exists() => load_file(Path::new(DEFAULT_FILE)),
+        None => load_embedded(),
+    }
+}
+
+/// Parses and checks configuration text; `base` resolves relative `policy_files`.
+pub fn load_str(name: &str, text: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+    let src = Source {
+        name: name.to_owned(),
+        text,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
+    compile(&src, raw, base)
+}
+
+fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Config, ConfigError> {
+    let auth = raw.authorization;
+    let mode = match &auth.mode {
+        None => Mode::Rbac,
+        Some(m) => Mode::parse(m.get_ref()).ok_or_else(|| {
+            let mut e = src.error(
+                m.span(),
+                "authorization.mode",
+                format!("unknown mode `{}`", m.get_ref()),
+            );
+            e.help = Some("use `rbac`, `abac` or `rbac+abac`".into());
+            e
+        })?,
+    };
+    let deny_mode = match &auth.deny_mode {
+        None => DenyMode::Forbid,
+        Some(m) => match m.get_ref().as_str() {
+            "forbid" => DenyMode::Forbid,
+            "hide" => DenyMode::Hide,
+            other => {
+                let mut e = src.error(
+                    m.span(),
+                    "authorization.deny_mode",
+                    format!("unknown deny mode `{other}`"),
+                );
+                e.help = Some("use `forbid` or `hide`".into());
+                return Err(e);
+            }
+        },
+    };
+
+    let mut builder = AuthorizerBuilder::new().mode(mode);
+    let mut role_names: Vec<String> = mcp_guard_core::DEFAULT_ROLES
+        .iter()
+        .map(|(n, _)| (*n).to_owned())
+        .collect();
+
+    // Groups first: patterns are checked against them.
+    let mut groups = Groups::default();
+    for (name, g) in &raw.groups.tools {
+        let key = format!("groups.tools.{name}");
+        check_group_name(src, name, &key)?;
+        let names = target_set(src, &g.names, &format!("{key}.names"))?;
+        let combine = match g.combine.as_ref().map(|c| c.get_ref().as_str()) {
+            None | Some("any") => Combine::Any,
+            Some("all") => Combine::All,
+            Some(other) => {
+                let span = g.combine.as_ref().map(Spanned::span).unwrap_or(0..0);
+                let mut e = src.error(
+                    span,
+                    format!("{key}.combine"),
+                    format!("unknown value `{other}`"),
+                );
+                e.help = Some("use `any` or `all`".into());
+                return Err(e);
+            }
+        };
+        let group = ToolGroup {
+            names,
+            annotations: g.annotations.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            not_annotations: g
+                .not_annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            combine,
+        };
+        groups.set_tool_group(name.clone(), group);
+    }
+    for (name, g) in &raw.groups.resources {
+        let key = format!("groups.resources.{name}");
+        check_group_name(src, name, &key)?;
+        groups.set_resource_group(
+            name.clone(),
+            target_set(src, &g.patterns, &format!("{key}.patterns"))?,
+        );
+    }
+    for (name, g) in &raw.groups.prompts {
+        let key = format!("groups.prompts.{name}");
+        check_group_name(src, name, &key)?;
+        groups.set_prompt_group(
+            name.clone(),
+            target_set(src, &g.patterns, &format!("{key}.patterns"))?,
+        );
+    }
+
+    for (name, role) in &raw.roles {
+        let key = format!("roles.{name}.permissions");
+        let patterns = patterns(src, &role.permissions, &key, &groups)?;
+        if !role_names.contains(name) {
+            role_names.push(name.clone());
+        }
+        builder = builder.role(name.clone(), patterns);
+    }
+    let known_role = |r: &Spanned<String>, key: &str| -> Result<(), ConfigError> {
+        if role_names.contains(r.get_ref()) {
+            return Ok(());
+        }
+        let mut e = src.error(r.span(), key, format!("unknown role `{}`", r.get_ref()));
+        e.help = Some(format!("defined roles: {}", role_names.join(", ")));
+        Err(e)
+    };
+
+    for (scope, pats) in &raw.scope_map {
+        let key = format!("scope_map.{scope}");
+        builder = builder.scope(scope.clone(), patterns(src, pats, &key, &groups)?);
+    }
+
+    for (i, user) in raw.users.iter().enumerate() {
+        let key = format!("users[{i}].roles");
+        if user.subject.get_ref().is_empty() {
+            return Err(src.error(
+                user.subject.span(),
+                format!("users[{i}].subject"),
+                "the subject is empty",
+            ));
+        }
+        for r in &user.roles {
+            known_role(r, &key)?;
+        }
+        builder = builder.assign(Assignment {
+            issuer: user.issuer.clone(),
+            subject: user.subject.get_ref().clone(),
+            roles: user.roles.iter().map(|r| r.get_ref().clone()).collect(),
+        });
+    }
+    for (i, admin) in auth.admin_users.iter().enumerate() {
+        let (issuer, subject) = match admin.get_ref() {
+            RawAdmin::Subject(s) => (None, s.clone()),
+            RawAdmin::Identity { subject, issuer } => (issuer.clone(), subject.clone()),
+        };
+        if subject.is_empty() {
+            return Err(src.error(
+                admin.span(),
+                format!("authorization.admin_users[{i}]"),
+                "the subject is empty",
+            ));
+        }
+        if !role_names.iter().any(|r| r == "admin") {
+            return Err(src.error(
+                admin.span(),
+                "authorization.admin_users",
+                "`admin_users` needs a role named `admin`",
+            ));
+        }
+        builder = builder.admin_user(issuer, subject);
+    }
+    if let Some(r) = &auth.default_role {
+        known_role(r, "authorization.default_role")?;
+        builder = builder.default_role(Some(r.get_ref().clone()));
+    }
+
+    let mut warnings = Vec::new();
+    let mut policy_count = 0;
+    let mut policy_ids = std::collections::HashSet::new();
+    let mut unique = |src: &Source<'_>, p: &Spanned<RawPolicy>, key: String| {
+        let id = &p.get_ref().id;
+        if policy_ids.insert(id.get_ref().clone()) {
+            Ok(())
+        } else {
+            Err(src.error(
+                id.span(),
+                key,
+                format!("duplicate policy id `{}`", id.get_ref()),
+            ))
+        }
+    };
+    for p in &raw.policies {
+        unique(src, p, format!("policies[{policy_count}].id"))?;
+        builder = builder.policy(policy(src, p, "policies", policy_count, &groups)?);
+        policy_count += 1;
+    }
+    for file in &auth.policy_files {
+        let path = match base {
+            Some(b) => b.join(file.get_ref()),
+            None => PathBuf::from(file.get_ref()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            src.error(
+                file.span(),
+                "authorization.policy_files",
+                format!("cannot read `{}`: {e}", path.display()),
+            )
+        })?;
+        let psrc = Source {
+            name: path.display().to_string(),
+            text: &text,
+        };
+        let pf: RawPolicyFile = toml::from_str(&text).map_err(|e| psrc.toml_error(&e))?;
+        for (i, p) in pf.policies.iter().enumerate() {
+            unique(&psrc, p, format!("policies[{i}].id"))?;
+            builder = builder.policy(policy(&psrc, p, "policies", i, &groups)?);
+            policy_count += 1;
+        }
+    }
+    if mode == Mode::Rbac && policy_count > 0 {
+        warnings.push(format!(
+            "{policy_count} ABAC policies are defined but `authorization.mode` is `rbac`: they are not used"
+        ));
+    }
+    if mode == Mode::Abac && policy_count == 0 {
+        warnings.push(
+            "`authorization.mode` is `abac` and no policy is defined: everything is denied".into(),
+        );
+    }
+
+    let authorizer = builder.groups(groups).build().map_err(|e| ConfigError {
+        file: src.name.clone(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        message: e.to_string(),
+        help: None,
+    })?;
+
+    let public_methods = auth
+        .public_methods
+        .iter()
+        .map(|m| m.get_ref().clone())
+        .collect();
+
+    let token = match &raw.token {
+        None => TokenSettings::default(),
+        Some(t) => TokenSettings {
+            issuer: t.issuer.clone(),
+            audience: t.audience.clone(),
+            access_token_expiry: duration(
+                src,
+                t.access_token_expiry.as_ref(),
+                "token.access_token_expiry",
+                3_600,
+            )?,
+            refresh_token_expiry: duration(
+                src,
+                t.refresh_token_expiry.as_ref(),
+                "token.refresh_token_expiry",
+                7 * 86_400,
+            )?,
+            secret_env: t.secret_env.clone().unwrap_or_else(|| "JWT_SECRET".into()),
+        },
+    };
+    let session = match &raw.session {
+        None => SessionSettings::default(),
+        Some(s) => SessionSettings {
+            timeout: duration(src, s.timeout.as_ref(), "session.timeout", 30 * 60)?,
+            max_sessions: s.max_sessions.unwrap_or(1000),
+            cleanup_interval: duration(
+                src,
+                s.cleanup_interval.as_ref(),
+                "session.cleanup_interval",
+                5 * 60,
+            )?,
+        },
+    };
+
+    Ok(Config {
+        source: src.name.clone(),
+        authorizer,
+        public_methods,
+        deny_mode,
+        token,
+        session,
+        warnings,
+    })
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            issuer: None,
+            audience: None,
+            access_token_expiry: Duration::from_secs(3_600),
+            refresh_token_expiry: Duration::from_secs(7 * 86_400),
+            secret_env: "JWT_SECRET".into(),
+        }
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            timeout: Duration::from_secs(30 * 60),
+            max_sessions: 1000,
+            cleanup_interval: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+fn check_group_name(src: &Source<'_>, name: &str, key: &str) -> Result<(), ConfigError> {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Ok(());
+    }
+    let at = src.text.find(name).unwrap_or(0);
+    let mut e = src.error(at..at, key, format!("invalid group name `{name}`"));
+    e.help = Some("group names hold letters, digits, `_` and `-`".into());
+    Err(e)
+}
+
+/// Parses a duration such as `30s`, `5m`, `1h`, `7d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3_600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+fn duration(
+    src: &Source<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    default_secs: u64,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(Duration::from_secs(default_secs)),
+        Some(v) => parse_duration(v.get_ref()).ok_or_else(|| {
+            let mut e = src.error(v.span(), key, format!("invalid duration `{}`", v.get_ref()));
+            e.help =
+                Some("write a positive whole number and a unit: `30s`, `5m`, `1h`, `7d`".into());
+            e
+        }),
+    }
+}
+
+fn pattern_error(
+    src: &Source<'_>,
+    s: &Spanned<String>,
+    key: &str,
+    e: &mcp_guard_core::PatternError,
+) -> ConfigError {
+    let at = src.inside_string(&s.span(), e.span.start);
+    let mut err = src.error(at..at, key, e.to_string());
+    err.help = e.help();
+    err
+}
+
+fn patterns(
+    src: &Source<'_>,
+    list: &[Spanned<String>],
+    key: &str,
+    groups: &Groups,
+) -> Result<Vec<Pattern>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let key = format!("{key}[{i}]");
+            let p = Pattern::parse(s.get_ref()).map_err(|e| pattern_error(src, s, &key, &e))?;
+            if let mcp_guard_core::pattern::TargetPattern::Group(g) = p.target()
+                && !groups.defines(p.domain().key(), g)
+            {
+                let at = src.inside_string(&s.span(), s.get_ref().rfind('@').unwrap_or(0));
+                let mut e = src.error(
+                    at..at,
+                    key,
+                    format!("unknown group `@{g}` in `{}`", s.get_ref()),
+                );
+                e.help = Some(format!(
+                    "define it under `[groups.{}.{g}]`",
+                    match p.domain().key() {
+                        "*" => "tools",
+                        d => d,
+                    }
+                ));
+                return Err(e);
+            }
+            Ok(p)
+        })
+        .collect()
+}
+
+fn target_set(
+    src: &Source<'_>,
+    list: &[Spanned<String>],
+    key: &str,
+) -> Result<TargetSet, ConfigError> {
+    for (i, s) in list.iter().enumerate() {
+        if let Err(e) = mcp_guard_core::pattern::TargetPattern::parse_plain(s.get_ref()) {
+            return Err(pattern_error(src, s, &format!("{key}[{i}]"), &e));
+        }
+    }
+    TargetSet::parse(list.iter().map(|s| s.get_ref().as_str()))
+        .map_err(|e| src.error(0..0, key, e.to_string()))
+}
+
+fn policy(
+    src: &Source<'_>,
+    p: &Spanned<RawPolicy>,
+    table: &str,
+    index: usize,
+    groups: &Groups,
+) -> Result<Policy, ConfigError> {
+    let key = format!("{table}[{index}]");
+    let raw = p.get_ref();
+    let effect = Effect::parse(raw.effect.get_ref()).ok_or_else(|| {
+        let mut e = src.error(
+            raw.effect.span(),
+            format!("{key}.effect"),
+            format!("unknown effect `{}`", raw.effect.get_ref()),
+        );
+        e.help = Some("use `allow` or `deny`".into());
+        e
+    })?;
+    for (i, r) in raw.resources.iter().enumerate() {
+        if let Err(e) = mcp_guard_core::abac::parse_resource(r.get_ref()) {
+            let mut err = src.error(r.span(), format!("{key}.resources[{i}]"), e.to_string());
+            err.help = Some("a resource is `<domain>:<target>`, e.g. `tools:deploy` or `resources:file:///srv/*`".into());
+            return Err(err);
+        }
+        if let Ok((domain, mcp_guard_core::pattern::TargetPattern::Group(g))) =
+            mcp_guard_core::abac::parse_resource(r.get_ref())
+            && !groups.defines(domain.key(), &g)
+        {
+            return Err(src.error(
+                r.span(),
+                format!("{key}.resources[{i}]"),
+                format!("unknown group `@{g}`"),
+            ));
+        }
+    }
+    let conditions = raw
+        .conditions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| condition(src, c, &format!("{key}.conditions[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resources: Vec<&str> = raw.resources.iter().map(|r| r.get_ref().as_str()).collect();
+    let actions: Vec<&str> = raw.actions.iter().map(|a| a.get_ref().as_str()).collect();
+    Policy::new(
+        raw.id.get_ref().clone(),
+        raw.name.clone(),
+        effect,
+        &resources,
+        &actions,
+        conditions,
+    )
+    .map_err(|e| src.error(p.span(), key, e.to_string()))
+}
+
+fn condition(
+    src: &Source<'_>,
+    c: &Spanned<RawCondition>,
+    key: &str,
+) -> Result<Condition, ConfigError> {
+    let raw = c.get_ref();
+    let groups = [raw.any.is_some(), raw.all.is_some(), raw.not.is_some()];
+    let compare = raw.attribute.is_some() || raw.operator.is_some() || raw.value.is_some();
+    let kinds = groups.iter().filter(|b| **b).count() + usize::from(compare);
+    if kinds != 1 {
+        let mut e = src.error(
+            c.span(),
+            key,
+            "a condition is exactly one of: a comparison, `any`, `all`, `not`",
+        );
+        e.help = Some("write `{ attribute = \"subject.department\", operator = \"equals\", value = \"eng\" }`, or `{ any = [ ... ] }`".into());
+        return Err(e);
+    }
+    if let Some(items) = &raw.any {
+        return Ok(Condition::Any(children(src, items, &format!("{key}.any"))?));
+    }
+    if let Some(items) = &raw.all {
+        return Ok(Condition::All(children(src, items, &format!("{key}.all"))?));
+    }
+    if let Some(inner) = &raw.not {
+        return Ok(Condition::Not(Box::new(condition(
+            src,
+            inner,
+            &format!("{key}.not"),
+        )?)));
+    }
+    let (Some(attribute), Some(operator)) = (&raw.attribute, &raw.operator) else {
+        return Err(src.error(
+            c.span(),
+            key,
+            "a comparison needs `attribute` and `operator`",
+        ));
+    };
+    let path = AttributePath::parse(attribute.get_ref())
+        .map_err(|e| src.error(attribute.span(), format!("{key}.attribute"), e.to_string()))?;
+    let value = raw.value.as_ref().map(|v| toml_to_json(v.get_ref()));
+    let operator = Operator::parse(operator.get_ref(), value).map_err(|e| {
+        let span = match e.kind.field() {
+            "operator" => operator.span(),
+            _ => raw.value.as_ref().map_or(c.span(), Spanned::span),
+        };
+        src.error(span, format!("{key}.{}", e.kind.field()), e.to_string())
+    })?;
+    Ok(Condition::Compare { path, operator })
+}
+
+fn children(
+    src: &Source<'_>,
+    items: &[Spanned<RawCondition>],
+    key: &str,
+) -> Result<Vec<Condition>, ConfigError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, c)| condition(src, c, &format!("{key}[{i}]")))
+        .collect()
+}
+
+/// Converts a TOML value to JSON (datetimes become strings).
+pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        toml::Value::String(s) => J::String(s.clone()),
+        toml::Value::Integer(i) => J::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(*b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(a) => J::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => J::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;
