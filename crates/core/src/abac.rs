@@ -185,7 +185,13 @@ impl Operator {
                     .size_limit(1 << 20)
                     .build()
                     .map_err(|e| {
-                        ConditionError::new(ConditionErrorKind::BadRegex(e.to_string()))
+                        // The regex crate's message spans lines (source, caret, error): keep the
+                        // last line, which says what is wrong.
+                        let text = e.to_string();
+                        let last = text.lines().rev().find(|l| !l.trim().is_empty());
+                        let last = last.unwrap_or_default().trim();
+                        let last = last.trim_start_matches("error: ").to_owned();
+                        ConditionError::new(ConditionErrorKind::BadRegex(last))
                     })?;
                 Operator::Matches(re)
             }
@@ -314,6 +320,9 @@ pub enum PolicyTargetError {
         /// What is wrong.
         kind: PatternErrorKind,
     },
+    /// A resource entry without a colon.
+    #[error("invalid resource `{0}`: expected `<domain>:<target>`")]
+    ResourceShape(String),
     /// An action entry is malformed.
     #[error("invalid action `{text}`: {kind}")]
     Action {
@@ -386,7 +395,7 @@ pub fn parse_resource(text: &str) -> Result<(Segment, TargetPattern), PolicyTarg
         if text == "*" {
             return Ok((Segment::Any, TargetPattern::Glob(glob_any())));
         }
-        return Err(err(PatternErrorKind::MissingParts));
+        return Err(PolicyTargetError::ResourceShape(text.to_owned()));
     };
     let domain = parse_segment(domain, "domain", 0).map_err(|(k, _)| err(k))?;
     let target = TargetPattern::parse(target, true).map_err(|(k, _)| err(k))?;
@@ -888,7 +897,7 @@ mod tests {
         ));
         assert!(matches!(
             Policy::new("p", None, Effect::Allow, &["tools"], &["execute"], vec![]),
-            Err(PolicyTargetError::Resource { .. })
+            Err(PolicyTargetError::ResourceShape(_))
         ));
         assert!(matches!(
             Policy::new("p", None, Effect::Allow, &["tools:x"], &["ex ec"], vec![]),

@@ -344,7 +344,6 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
     }
 
     for (i, user) in raw.users.iter().enumerate() {
-        let key = format!("users[{i}].roles");
         if user.subject.get_ref().is_empty() {
             return Err(src.error(
                 user.subject.span(),
@@ -352,8 +351,8 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
                 "the subject is empty",
             ));
         }
-        for r in &user.roles {
-            known_role(r, &key)?;
+        for (j, r) in user.roles.iter().enumerate() {
+            known_role(r, &format!("users[{i}].roles[{j}]"))?;
         }
         builder = builder.assign(Assignment {
             issuer: user.issuer.clone(),
