@@ -401,6 +401,17 @@ pub struct ListCounts {
     pub hidden: usize,
 }
 
+/// One permission check: who, what, with which inputs, and how much to explain.
+#[derive(Clone, Copy)]
+struct Query<'a> {
+    subject: &'a Subject,
+    perm: &'a Permission,
+    arguments: Option<&'a Value>,
+    ctx: &'a Context<'a>,
+    phase: Phase,
+    explain: bool,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Call,
@@ -569,31 +580,28 @@ impl Authorizer {
         explain: bool,
     ) -> Decision {
         let mut notes = Vec::new();
+        let q = Query {
+            subject,
+            perm: &perm,
+            arguments,
+            ctx,
+            phase,
+            explain,
+        };
         let mut decision = match self.mode {
-            Mode::Rbac => self.rbac(subject, perm, ctx, explain, &mut notes),
-            Mode::Abac => self.abac(
-                subject, perm, arguments, ctx, phase, explain, false, &mut notes,
-            ),
+            Mode::Rbac => self.rbac(&q, &mut notes),
+            Mode::Abac => self.abac(&q, false, &mut notes),
             Mode::RbacAbac => {
-                let rbac = self.rbac(subject, perm, ctx, explain, &mut notes);
-                if rbac.verdict == Verdict::Deny {
-                    rbac
-                } else {
-                    let perm = rbac
-                        .permission
-                        .clone()
-                        .unwrap_or_else(|| Permission::system(""));
-                    let abac = self.abac(
-                        subject, perm, arguments, ctx, phase, explain, true, &mut notes,
-                    );
+                let mut rbac = self.rbac(&q, &mut notes);
+                if rbac.verdict == Verdict::Allow {
+                    let abac = self.abac(&q, true, &mut notes);
                     if abac.verdict == Verdict::Deny {
-                        abac
+                        rbac = abac;
                     } else {
-                        let mut rbac = rbac;
                         rbac.unknown = abac.unknown;
-                        rbac
                     }
                 }
+                rbac
             }
         };
         if explain {
@@ -605,6 +613,7 @@ impl Authorizer {
             }));
             decision.notes.extend(subject.notes.iter().cloned());
         }
+        decision.permission = Some(perm);
         decision
     }
 
@@ -621,14 +630,15 @@ impl Authorizer {
         }
     }
 
-    fn rbac(
-        &self,
-        subject: &Subject,
-        perm: Permission,
-        ctx: &Context<'_>,
-        explain: bool,
-        notes: &mut Vec<GroupNote>,
-    ) -> Decision {
+    /// Decides by roles, claims and scopes; the caller fills in the permission.
+    fn rbac(&self, q: &Query<'_>, notes: &mut Vec<GroupNote>) -> Decision {
+        let Query {
+            subject,
+            perm,
+            ctx,
+            explain,
+            ..
+        } = *q;
         let mut matched = Vec::new();
         {
             let mut in_group = self.in_group(ctx, notes, explain);
@@ -668,12 +678,12 @@ impl Authorizer {
             }
         }
         if !matched.is_empty() {
-            let mut d = Decision::new(Verdict::Allow, Some(perm), Reason::Granted);
+            let mut d = Decision::new(Verdict::Allow, None, Reason::Granted);
             d.matched = matched;
             return d;
         }
-        let mut d = Decision::new(Verdict::Deny, Some(perm), Reason::NoGrant);
-        if explain && let Some(perm) = &d.permission {
+        let mut d = Decision::new(Verdict::Deny, None, Reason::NoGrant);
+        if explain {
             d.nearest = self.nearest_grants(subject, perm, ctx);
         }
         d
@@ -778,21 +788,16 @@ impl Authorizer {
             .unwrap_or_default()
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one private helper shared by call and list time"
-    )]
-    fn abac(
-        &self,
-        subject: &Subject,
-        perm: Permission,
-        arguments: Option<&Value>,
-        ctx: &Context<'_>,
-        phase: Phase,
-        explain: bool,
-        deny_only: bool,
-        notes: &mut Vec<GroupNote>,
-    ) -> Decision {
+    /// Decides by ABAC policies (only denies when `deny_only`); the caller fills in the permission.
+    fn abac(&self, q: &Query<'_>, deny_only: bool, notes: &mut Vec<GroupNote>) -> Decision {
+        let Query {
+            subject,
+            perm,
+            arguments,
+            ctx,
+            phase,
+            explain,
+        } = *q;
         let mut candidates: Vec<u32> = Vec::new();
         {
             let mut in_group = self.in_group(ctx, notes, explain);
@@ -811,7 +816,7 @@ impl Authorizer {
         candidates.dedup();
         let attrs = RequestAttributes {
             subject,
-            perm: &perm,
+            perm,
             arguments,
             ctx,
             list_time: phase == Phase::List,
@@ -849,7 +854,7 @@ impl Authorizer {
             (None, false) => (Verdict::Allow, Reason::Granted),
             (None, true) => (Verdict::Deny, Reason::NoAllowPolicy),
         };
-        let mut d = Decision::new(verdict, Some(perm), reason);
+        let mut d = Decision::new(verdict, None, reason);
         if let Some(p) = deny_by {
             d.matched.push(Matched::Policy {
                 id: p.id.clone(),
