@@ -2,6 +2,10 @@
 //!
 //! Nothing here ever answers "unknown, let it through": a message is either classified into an
 //! operation that the authorizer decides, or refused with a JSON-RPC error that is never forwarded.
+//!
+//! One rule of DESIGN.md section 4 needs session state and so lives with the session layer: a
+//! request whose id is already in flight in its session is refused with -32600 there, using the
+//! [`RequestId`] this module reads.
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
