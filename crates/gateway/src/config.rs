@@ -46,6 +46,32 @@ pub struct TokenSettings {
     pub refresh_token_expiry: Duration,
     /// The environment variable holding the HS256 secret, if HS256 is used.
     pub secret_env: String,
+    /// The signing algorithm: `EdDSA` (default), `ES256`, `RS256` or `HS256`.
+    pub algorithm: String,
+    /// A PEM private key to sign with instead of a key kept in the store.
+    pub private_key_file: Option<PathBuf>,
+    /// Clock leeway for `exp` and `nbf`.
+    pub leeway: Duration,
+    /// The largest token accepted, in bytes.
+    pub max_token_bytes: usize,
+}
+
+/// Where the gateway is reached (used for token `iss`/`aud` defaults now, for serving later).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// The canonical resource URL, e.g. `https://mcp.example.com/mcp`; never derived from `Host`.
+    pub public_url: String,
+    /// Its origin, `scheme://host[:port]`: the default issuer of the gateway's tokens.
+    pub base_url: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            public_url: "http://127.0.0.1:8080/mcp".into(),
+            base_url: "http://127.0.0.1:8080".into(),
+        }
+    }
 }
 
 /// Session settings (the seed's `session` section); used by the gateway.
@@ -74,6 +100,12 @@ pub struct Config {
     pub token: TokenSettings,
     /// Session settings.
     pub session: SessionSettings,
+    /// Public URL.
+    pub server: ServerSettings,
+    /// The state store file; `None` keeps state in memory (lost at exit).
+    pub store_path: Option<PathBuf>,
+    /// Where audit lines go; `None` means standard error.
+    pub audit_path: Option<PathBuf>,
     /// Warnings that do not stop a start (e.g. policies present in `rbac` mode).
     pub warnings: Vec<String>,
 }
@@ -455,6 +487,10 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         .map(|m| m.get_ref().clone())
         .collect();
 
+    let relative = |p: &str| match base {
+        Some(b) => b.join(p),
+        None => PathBuf::from(p),
+    };
     let token = match &raw.token {
         None => TokenSettings::default(),
         Some(t) => TokenSettings {
@@ -473,8 +509,72 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
                 7 * 86_400,
             )?,
             secret_env: t.secret_env.clone().unwrap_or_else(|| "JWT_SECRET".into()),
+            algorithm: match &t.algorithm {
+                None => "EdDSA".into(),
+                Some(a) if ["EdDSA", "ES256", "RS256", "HS256"].contains(&a.get_ref().as_str()) => {
+                    a.get_ref().clone()
+                }
+                Some(a) => {
+                    let mut e = src.error(
+                        a.span(),
+                        "token.algorithm",
+                        format!("unsupported signing algorithm `{}`", a.get_ref()),
+                    );
+                    e.help = Some("use `EdDSA` (default), `ES256`, `RS256` (with `private_key_file`) or `HS256` (secret from `secret_env`)".into());
+                    return Err(e);
+                }
+            },
+            private_key_file: t.private_key_file.as_ref().map(|f| relative(f.get_ref())),
+            leeway: duration(src, t.leeway.as_ref(), "token.leeway", 30)?,
+            max_token_bytes: t.max_token_bytes.unwrap_or(8 * 1024),
         },
     };
+    if token.algorithm == "RS256" && token.private_key_file.is_none() {
+        let span = raw
+            .token
+            .as_ref()
+            .and_then(|t| t.algorithm.as_ref())
+            .map_or(0..0, Spanned::span);
+        let mut e = src.error(
+            span,
+            "token.algorithm",
+            "`RS256` needs `token.private_key_file`",
+        );
+        e.help = Some(
+            "mcp-guard generates EdDSA and ES256 keys itself; RSA keys come from a PEM file".into(),
+        );
+        return Err(e);
+    }
+    let server = match raw.server.as_ref().and_then(|s| s.public_url.as_ref()) {
+        None => ServerSettings::default(),
+        Some(u) => {
+            match origin_of(u.get_ref()) {
+                Some(base_url) => ServerSettings {
+                    public_url: u.get_ref().clone(),
+                    base_url,
+                },
+                None => {
+                    let mut e = src.error(
+                        u.span(),
+                        "server.public_url",
+                        format!("invalid URL `{}`", u.get_ref()),
+                    );
+                    e.help = Some("an absolute http or https URL with a host, e.g. `https://mcp.example.com/mcp`".into());
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let store_path = match raw.store.as_ref().and_then(|s| s.path.as_ref()) {
+        None => Some(relative("mcp-guard.db")),
+        Some(p) if p.get_ref() == ":memory:" => None,
+        Some(p) => Some(relative(p.get_ref())),
+    };
+    let audit_path = raw
+        .audit
+        .as_ref()
+        .and_then(|a| a.path.as_ref())
+        .map(|p| relative(p.get_ref()));
     let session = match &raw.session {
         None => SessionSettings::default(),
         Some(s) => SessionSettings {
@@ -496,6 +596,9 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         deny_mode,
         token,
         session,
+        server,
+        store_path,
+        audit_path,
         warnings,
     })
 }
@@ -508,6 +611,10 @@ impl Default for TokenSettings {
             access_token_expiry: Duration::from_secs(3_600),
             refresh_token_expiry: Duration::from_secs(7 * 86_400),
             secret_env: "JWT_SECRET".into(),
+            algorithm: "EdDSA".into(),
+            private_key_file: None,
+            leeway: Duration::from_secs(30),
+            max_token_bytes: 8 * 1024,
         }
     }
 }
@@ -534,6 +641,19 @@ fn check_group_name(src: &Source<'_>, name: &str, key: &str) -> Result<(), Confi
     let mut e = src.error(at..at, key, format!("invalid group name `{name}`"));
     e.help = Some("group names hold letters, digits, `_` and `-`".into());
     Err(e)
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL, or `None` when it is not one.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        return None;
+    }
+    Some(format!("{scheme}://{authority}"))
 }
 
 /// Parses a duration such as `30s`, `5m`, `1h`, `7d`.

@@ -5,8 +5,10 @@
 
 mod check;
 mod config_check;
+mod keys;
 mod policy_test;
 mod request;
+mod token;
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Termination};
@@ -68,6 +70,102 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Issue, verify and revoke the gateway's tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The gateway's signing keys (kept in the state store).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `mcp-guard token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new access token (with --refresh, a JSON object with both tokens).
+    #[command(after_help = EXIT_CODES)]
+    Issue(TokenIssueArgs),
+    /// Check a token: prints the verdict and claims; exit 0 valid, 1 not.
+    #[command(after_help = EXIT_CODES)]
+    Verify(TokenVerifyArgs),
+    /// Revoke a token until it expires (a refresh token: its whole family).
+    #[command(after_help = EXIT_CODES)]
+    Revoke(TokenRevokeArgs),
+}
+
+/// `mcp-guard keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a signing key if none is active, and print the active key id.
+    Generate(KeysArgs),
+    /// Make a new signing key; the old one stays published until its tokens have expired.
+    Rotate(KeysArgs),
+    /// List the keys in the store.
+    List(KeysArgs),
+}
+
+/// Arguments of `mcp-guard keys ...`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// The configuration file (default: ./mcp-guard.toml, else the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print JSON (for `list`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `mcp-guard token issue`.
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    /// The configuration file (default: ./mcp-guard.toml, else the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The subject (`sub`).
+    #[arg(long, value_name = "ID")]
+    pub sub: String,
+    /// The client the token is issued to (`client_id`; refresh tokens are bound to it).
+    #[arg(long, value_name = "ID")]
+    pub client: Option<String>,
+    /// A role (repeatable).
+    #[arg(long = "role", value_name = "R")]
+    pub roles: Vec<String>,
+    /// A permission pattern for the `permissions` claim (repeatable).
+    #[arg(long = "permission", value_name = "P")]
+    pub permissions: Vec<String>,
+    /// A scope (repeatable).
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Vec<String>,
+    /// Lifetime, e.g. `30m`, `1h` (default: `token.access_token_expiry`).
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Also issue a refresh token.
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+/// Arguments of `mcp-guard token verify`.
+#[derive(Debug, Args)]
+pub struct TokenVerifyArgs {
+    /// The configuration file (default: ./mcp-guard.toml, else the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// The token.
+    #[arg(value_name = "TOKEN")]
+    pub token: String,
+}
+
+/// Arguments of `mcp-guard token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The configuration file (default: ./mcp-guard.toml, else the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The token.
+    #[arg(value_name = "TOKEN")]
+    pub token: String,
 }
 
 /// `mcp-guard policy ...`.
@@ -162,5 +260,9 @@ pub fn run(cli: Cli) -> Exit {
         Command::Check(args) => check::run(&args),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(&args),
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&args),
+        Command::Token(TokenCommand::Issue(args)) => token::issue(&args),
+        Command::Token(TokenCommand::Verify(args)) => token::verify(&args),
+        Command::Token(TokenCommand::Revoke(args)) => token::revoke(&args),
+        Command::Keys(cmd) => keys::run(&cmd),
     }
 }

@@ -21,6 +21,27 @@ pub(super) struct RawConfig {
     pub policies: Vec<Spanned<RawPolicy>>,
     pub token: Option<RawToken>,
     pub session: Option<RawSession>,
+    pub server: Option<RawServer>,
+    pub store: Option<RawStore>,
+    pub audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub public_url: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub path: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub path: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +156,10 @@ pub(super) struct RawToken {
     pub access_token_expiry: Option<Spanned<String>>,
     pub refresh_token_expiry: Option<Spanned<String>>,
     pub secret_env: Option<String>,
+    pub algorithm: Option<Spanned<String>>,
+    pub private_key_file: Option<Spanned<String>>,
+    pub leeway: Option<Spanned<String>>,
+    pub max_token_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

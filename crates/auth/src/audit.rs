@@ -1,0 +1,169 @@
+//! Audit events (DESIGN.md section 7): one JSON object per line. Never a token, secret, key or
+//! tool argument value; a [`crate::Fingerprint`] where correlation is needed.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// One audit event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    /// RFC 3339 UTC time with milliseconds.
+    pub time: String,
+    /// What happened: `token_issued`, `token_refreshed`, `refresh_reuse`, `token_revoked`,
+    /// `authn_failed`, `decision`, ...
+    pub event: &'static str,
+    /// The principal's issuer (absent for this gateway's own tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The principal's subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The OAuth client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// A token's `jti`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// A refresh family id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// A short fingerprint of the credential involved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// `allow`/`deny`, `ok`/`fail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    /// Why, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Where audit events go.
+pub trait AuditSink: Send + Sync {
+    /// Records one event; failures to write are logged, never raised into the request path.
+    fn record(&self, event: &AuditEvent);
+}
+
+/// Writes one JSON line per event.
+pub struct JsonLines<W: Write + Send> {
+    out: Mutex<W>,
+}
+
+impl<W: Write + Send> JsonLines<W> {
+    /// A sink writing to `out` (a file, stdout).
+    pub fn new(out: W) -> Self {
+        JsonLines {
+            out: Mutex::new(out),
+        }
+    }
+}
+
+impl<W: Write + Send> AuditSink for JsonLines<W> {
+    fn record(&self, event: &AuditEvent) {
+        let Ok(mut line) = serde_json::to_vec(event) else {
+            return;
+        };
+        line.push(b'\n');
+        match self.out.lock() {
+            Ok(mut out) => {
+                if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
+                    tracing::warn!(target: "mcp_guard::audit", error = %e, "audit write failed");
+                }
+            }
+            Err(_) => tracing::warn!(target: "mcp_guard::audit", "audit sink lock poisoned"),
+        }
+    }
+}
+
+/// Keeps events in memory (tests, `--json` summaries).
+#[derive(Default)]
+pub struct MemorySink {
+    events: Mutex<Vec<AuditEvent>>,
+}
+
+impl MemorySink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The events so far.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl AuditSink for MemorySink {
+    fn record(&self, event: &AuditEvent) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(event.clone());
+        }
+    }
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC (`2026-11-26T03:56:00.000Z`).
+pub fn rfc3339_millis(unix_ms: i64) -> String {
+    let secs = unix_ms.div_euclid(1000);
+    let ms = unix_ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(1_795_665_360_123),
+            "2026-11-26T03:56:00.123Z"
+        );
+        assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn one_json_line_per_event() {
+        let sink = JsonLines::new(Vec::new());
+        sink.record(&AuditEvent {
+            time: rfc3339_millis(0),
+            event: "token_revoked",
+            jti: Some("j1".into()),
+            ..Default::default()
+        });
+        sink.record(&AuditEvent {
+            event: "x",
+            ..Default::default()
+        });
+        let out = String::from_utf8(sink.out.into_inner().unwrap()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["event"], "token_revoked");
+        assert_eq!(v["jti"], "j1");
+        assert!(v.get("subject").is_none());
+    }
+}

@@ -1,0 +1,120 @@
+//! Bearer-token authentication: verification, revocation, and a bounded cache of verified tokens.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
+
+use super::verify::{TokenError, VerifiedToken, Verifier};
+use crate::fingerprint::sha256_b64;
+use crate::store::{Store, StoreError};
+
+/// Why a bearer token did not authenticate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthnError {
+    /// The token is invalid (401 `invalid_token`).
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The store could not say whether it is revoked (503; never an allow).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The longest a verified token is trusted from the cache without asking the store again, so a
+/// revocation made by another process is seen within this time.
+pub const CACHE_RECHECK: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+struct Entry {
+    token: Arc<VerifiedToken>,
+    /// When the entry must go: the token's `exp`, or the recheck time, whichever is first.
+    expires: Instant,
+}
+
+struct EntryExpiry;
+
+impl moka::Expiry<String, Entry> for EntryExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Entry,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.expires.saturating_duration_since(created_at))
+    }
+}
+
+/// Verifies bearer tokens, checks revocation, and caches the result.
+pub struct TokenAuthenticator {
+    verifier: Verifier,
+    store: Arc<dyn Store>,
+    cache: Cache<String, Entry>,
+}
+
+impl TokenAuthenticator {
+    /// An authenticator over a verifier and a store, caching up to `capacity` tokens.
+    pub fn new(verifier: Verifier, store: Arc<dyn Store>, capacity: u64) -> Self {
+        TokenAuthenticator {
+            verifier,
+            store,
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(EntryExpiry)
+                .support_invalidation_closures()
+                .build(),
+        }
+    }
+
+    /// Authenticates a bearer token at `now` (Unix seconds).
+    pub fn authenticate(&self, token: &str, now: i64) -> Result<Arc<VerifiedToken>, AuthnError> {
+        // Keyed by a hash, so the cache holds no token that could be read back out of memory dumps.
+        let key = sha256_b64(token.as_bytes());
+        if let Some(hit) = self.cache.get(&key) {
+            // A cache entry never outlives its token, but the clock may have moved past `exp`
+            // between insertions and lookups.
+            if hit.token.exp >= now {
+                return Ok(hit.token);
+            }
+            self.cache.invalidate(&key);
+        }
+        let verified = self.verifier.verify(token, now)?;
+        if let Some(jti) = &verified.jti
+            && self.store.is_revoked(jti)?
+        {
+            return Err(TokenError::Revoked.into());
+        }
+        let remaining = u64::try_from(verified.exp.saturating_sub(now)).unwrap_or(0);
+        let ttl = Duration::from_secs(remaining).min(CACHE_RECHECK);
+        let token = Arc::new(verified);
+        self.cache.insert(
+            key,
+            Entry {
+                token: token.clone(),
+                expires: Instant::now() + ttl,
+            },
+        );
+        Ok(token)
+    }
+
+    /// Revokes a token id until `exp` and drops it from the cache at once.
+    pub fn revoke(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
+        self.store.revoke(jti, exp)?;
+        let jti = jti.to_owned();
+        // Only fails when invalidation closures are not enabled, and they are.
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |_, e| e.token.jti.as_deref() == Some(jti.as_str()));
+        Ok(())
+    }
+
+    /// Drops every cached token (keys or issuers changed).
+    pub fn flush(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// The verifier in use.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+}

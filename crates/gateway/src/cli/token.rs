@@ -1,0 +1,213 @@
+//! `mcp-guard token issue|verify|revoke`.
+
+use mcp_guard_auth::audit::AuditEvent;
+use mcp_guard_auth::store::Family;
+use mcp_guard_auth::token::{AccessClaims, AuthnError, SecretToken, TokenError, issue::random_id};
+use serde_json::{Map, Value, json};
+
+use super::{Exit, TokenIssueArgs, TokenRevokeArgs, TokenVerifyArgs};
+use crate::config::{self, parse_duration};
+use crate::tokens::{self, event, now_unix};
+
+fn fail(e: impl std::fmt::Display) -> Exit {
+    eprintln!("error: {e}");
+    Exit::Usage
+}
+
+fn runtime(e: anyhow::Error) -> Exit {
+    eprintln!("error: {e:#}");
+    Exit::Runtime
+}
+
+pub(super) fn issue(args: &TokenIssueArgs) -> Exit {
+    let config = match config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let ttl = match args.ttl.as_deref().map(|t| parse_duration(t).ok_or(t)) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(t)) => return fail(format!("invalid --ttl `{t}`: write e.g. `30m`, `1h`, `7d`")),
+    };
+    let t = match tokens::open(&config) {
+        Ok(t) => t,
+        Err(e) => return runtime(e),
+    };
+    let now = now_unix();
+    let claims = AccessClaims {
+        subject: args.sub.clone(),
+        client_id: args.client.clone(),
+        permissions: args.permissions.clone(),
+        roles: args.roles.clone(),
+        scope: (!args.scopes.is_empty()).then(|| args.scopes.join(" ")),
+        metadata: Map::new(),
+        ttl,
+    };
+    let access = match t.issuer.access(&claims, now) {
+        Ok(a) => a,
+        Err(e) => return runtime(e.into()),
+    };
+    t.audit.record(&AuditEvent {
+        subject: Some(args.sub.clone()),
+        client_id: args.client.clone(),
+        jti: Some(access.jti.clone()),
+        outcome: Some("ok"),
+        reason: Some("issued by `mcp-guard token issue`".into()),
+        ..event("token_issued")
+    });
+    if !args.refresh {
+        println!("{}", access.token.expose());
+        return Exit::Ok;
+    }
+    let client = args.client.clone().unwrap_or_else(|| args.sub.clone());
+    let refresh = match random_id().and_then(|family| {
+        t.issuer
+            .refresh(&args.sub, &client, &family, now)
+            .map(|r| (family, r))
+    }) {
+        Ok(r) => r,
+        Err(e) => return runtime(e.into()),
+    };
+    let (family, refresh) = refresh;
+    let record = Family {
+        id: family.clone(),
+        client_id: client.clone(),
+        subject: args.sub.clone(),
+        current_hash: hash(&refresh.token),
+        exp: refresh.exp,
+        revoked: false,
+    };
+    if let Err(e) = t.store.create_family(&record) {
+        return runtime(e.into());
+    }
+    t.audit.record(&AuditEvent {
+        subject: Some(args.sub.clone()),
+        client_id: Some(client),
+        jti: Some(refresh.jti.clone()),
+        family: Some(family),
+        outcome: Some("ok"),
+        ..event("refresh_issued")
+    });
+    let out = json!({
+        "access_token": access.token.expose(),
+        "token_type": "Bearer",
+        "expires_in": access.exp - now,
+        "refresh_token": refresh.token.expose(),
+        "scope": claims.scope,
+    });
+    println!("{out}");
+    Exit::Ok
+}
+
+/// How refresh tokens are stored: their SHA-256, never the token.
+pub(crate) fn hash(token: &SecretToken) -> String {
+    mcp_guard_auth::token::issue::token_hash(token.expose())
+}
+
+pub(super) fn verify(args: &TokenVerifyArgs) -> Exit {
+    let config = match config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let t = match tokens::open(&config) {
+        Ok(t) => t,
+        Err(e) => return runtime(e),
+    };
+    let token = args.token.trim();
+    match t.authn.authenticate(token, now_unix()) {
+        Ok(v) => {
+            if args.json {
+                let p = &v.principal;
+                println!(
+                    "{}",
+                    json!({
+                        "valid": true,
+                        "subject": p.subject,
+                        "issuer": p.issuer,
+                        "claims": Value::Object(v.claims.clone()),
+                    })
+                );
+            } else {
+                println!(
+                    "valid: subject `{}`, expires at {}",
+                    v.principal.subject, v.exp
+                );
+                println!("{}", Value::Object(v.claims.clone()));
+            }
+            Exit::Ok
+        }
+        Err(AuthnError::Token(e)) => {
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"valid": false, "reason": e.to_string(), "reason_kind": e.kind()})
+                );
+            } else {
+                println!("invalid: {e}");
+            }
+            Exit::Fail
+        }
+        Err(e @ AuthnError::Store(_)) => runtime(e.into()),
+        Err(e) => runtime(anyhow::anyhow!("{e}")),
+    }
+}
+
+pub(super) fn revoke(args: &TokenRevokeArgs) -> Exit {
+    let config = match config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let t = match tokens::open(&config) {
+        Ok(t) => t,
+        Err(e) => return runtime(e),
+    };
+    let token = args.token.trim();
+    let now = now_unix();
+    let verifier = t.authn.verifier();
+    // A refresh token revokes its whole family; an access token its `jti`.
+    let (verified, family) = match verifier.verify(token, now) {
+        Ok(v) => (v, None),
+        Err(TokenError::RefreshAsAccess) => match verifier.verify_refresh(token, now) {
+            Ok(v) => {
+                let fam = v
+                    .claims
+                    .get("fam")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                (v, fam)
+            }
+            Err(e) => return invalid(&e),
+        },
+        Err(TokenError::Expired) => {
+            println!("already expired: nothing to revoke");
+            return Exit::Ok;
+        }
+        Err(e) => return invalid(&e),
+    };
+    let Some(jti) = verified.jti.clone() else {
+        return fail("the token has no `jti`, so it cannot be revoked by id");
+    };
+    if let Err(e) = t.authn.revoke(&jti, verified.exp) {
+        return runtime(e.into());
+    }
+    if let Some(fam) = &family
+        && let Err(e) = t.store.revoke_family(fam)
+    {
+        return runtime(e.into());
+    }
+    t.audit.record(&AuditEvent {
+        subject: Some(verified.principal.subject.clone()),
+        client_id: verified.principal.client_id.clone(),
+        jti: Some(jti.clone()),
+        family,
+        outcome: Some("ok"),
+        ..event("token_revoked")
+    });
+    println!("revoked `{jti}`");
+    Exit::Ok
+}
+
+fn invalid(e: &TokenError) -> Exit {
+    eprintln!("error: not a valid token of this gateway: {e}");
+    Exit::Fail
+}
