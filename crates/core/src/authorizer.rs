@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -300,6 +301,12 @@ impl AuthorizerBuilder {
                 .map(|(i, (n, _))| (n.clone(), nroles + i as u32))
                 .collect(),
             nroles,
+            source_names: self
+                .roles
+                .iter()
+                .map(|(n, _)| Arc::from(n.as_str()))
+                .chain(self.scope_map.iter().map(|(n, _)| Arc::from(n.as_str())))
+                .collect(),
             grants,
             index,
             groups: self.groups,
@@ -327,6 +334,8 @@ pub struct Authorizer {
     scope_names: Vec<String>,
     scope_ids: HashMap<String, u32>,
     nroles: u32,
+    /// Role names, then scope names, by source id.
+    source_names: Vec<Arc<str>>,
     grants: Vec<Grant>,
     index: PatternIndex,
     groups: Groups,
@@ -646,16 +655,15 @@ impl Authorizer {
                 perm.domain,
                 perm.action,
                 &perm.target,
+                &mut |gid| subject.holds(self.grants[gid as usize].source),
                 &mut in_group,
                 &mut |gid| {
-                    let grant = &self.grants[gid as usize];
-                    if subject.holds(grant.source) {
-                        matched.push(self.describe_grant(grant));
-                        if !explain {
-                            return ControlFlow::Break(());
-                        }
+                    matched.push(self.describe_grant(&self.grants[gid as usize]));
+                    if explain {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
                     }
-                    ControlFlow::Continue(())
                 },
             );
             if explain || matched.is_empty() {
@@ -663,10 +671,11 @@ impl Authorizer {
                     perm.domain,
                     perm.action,
                     &perm.target,
+                    &mut |_| true,
                     &mut in_group,
                     &mut |i| {
                         matched.push(Matched::PermissionClaim {
-                            pattern: subject.claims[i as usize].as_str().to_owned(),
+                            pattern: subject.claims[i as usize].text_arc(),
                         });
                         if explain {
                             ControlFlow::Continue(())
@@ -690,15 +699,17 @@ impl Authorizer {
     }
 
     fn describe_grant(&self, grant: &Grant) -> Matched {
-        let pattern = grant.pattern.as_str().to_owned();
+        // Shared strings: an allow names its grant without allocating.
+        let pattern = grant.pattern.text_arc();
+        let name = self.source_names[grant.source as usize].clone();
         if grant.source < self.nroles {
             Matched::Role {
-                role: self.role_names[grant.source as usize].clone(),
+                role: name,
                 pattern,
             }
         } else {
             Matched::Scope {
-                scope: self.scope_names[(grant.source - self.nroles) as usize].clone(),
+                scope: name,
                 pattern,
             }
         }
@@ -719,13 +730,20 @@ impl Authorizer {
             perm.domain,
             perm.action,
             &perm.target,
+            &mut |gid| !subject.holds(self.grants[gid as usize].source),
             &mut in_group,
             &mut |gid| {
                 let grant = &self.grants[gid as usize];
-                if !subject.holds(grant.source) && sources.insert(grant.source) {
+                if sources.insert(grant.source) {
                     out.push(match self.describe_grant(grant) {
-                        Matched::Role { role, pattern } => Nearest::Role { role, pattern },
-                        Matched::Scope { scope, pattern } => Nearest::Scope { scope, pattern },
+                        Matched::Role { role, pattern } => Nearest::Role {
+                            role: role.to_string(),
+                            pattern: pattern.to_string(),
+                        },
+                        Matched::Scope { scope, pattern } => Nearest::Scope {
+                            scope: scope.to_string(),
+                            pattern: pattern.to_string(),
+                        },
                         _ => return ControlFlow::Continue(()),
                     });
                 }
@@ -775,10 +793,11 @@ impl Authorizer {
             perm.domain,
             perm.action,
             &perm.target,
+            &mut |gid| self.grants[gid as usize].source >= self.nroles,
             &mut in_group,
             &mut |gid| {
                 let source = self.grants[gid as usize].source;
-                if source >= self.nroles && best.is_none_or(|b| source < b) {
+                if best.is_none_or(|b| source < b) {
                     best = Some(source);
                 }
                 ControlFlow::Continue(())
@@ -805,6 +824,7 @@ impl Authorizer {
                 perm.domain,
                 perm.action,
                 &perm.target,
+                &mut |i| !deny_only || self.policies[i as usize].effect == Effect::Deny,
                 &mut in_group,
                 &mut |i| {
                     candidates.push(i);
@@ -857,13 +877,13 @@ impl Authorizer {
         let mut d = Decision::new(verdict, None, reason);
         if let Some(p) = deny_by {
             d.matched.push(Matched::Policy {
-                id: p.id.clone(),
+                id: p.id.as_str().into(),
                 effect: "deny",
             });
         } else {
             for p in allow_by {
                 d.matched.push(Matched::Policy {
-                    id: p.id.clone(),
+                    id: p.id.as_str().into(),
                     effect: "allow",
                 });
             }

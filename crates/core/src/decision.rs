@@ -1,6 +1,7 @@
 //! Decisions and their explanations (DESIGN.md section 7).
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::operation::Permission;
 
@@ -48,32 +49,33 @@ impl RoleOrigin {
     }
 }
 
-/// Something that matched: a grant, or a policy that decided.
+/// Something that matched: a grant, or a policy that decided. Strings are shared with the
+/// authorizer, so naming what granted a decision costs no allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Matched {
     /// A role's pattern.
     Role {
         /// The role.
-        role: String,
+        role: Arc<str>,
         /// The pattern that matched.
-        pattern: String,
+        pattern: Arc<str>,
     },
     /// A pattern from the credential's `permissions` claim.
     PermissionClaim {
         /// The pattern that matched.
-        pattern: String,
+        pattern: Arc<str>,
     },
     /// A pattern that `scope_map` gives for a scope.
     Scope {
         /// The scope.
-        scope: String,
+        scope: Arc<str>,
         /// The pattern that matched.
-        pattern: String,
+        pattern: Arc<str>,
     },
     /// An ABAC policy that applied.
     Policy {
         /// Its id.
-        id: String,
+        id: Arc<str>,
         /// `allow` or `deny`.
         effect: &'static str,
     },
@@ -294,7 +296,7 @@ impl Decision {
                 format!("missing permission `{perm}`: no role, permission claim or scope grants it")
             }
             Reason::DeniedByPolicy(id) => {
-                if self.unknown.iter().any(|u| u.policy == *id) {
+                if self.unknown.iter().any(|u| *u.policy == **id) {
                     format!(
                         "`{perm}` denied by policy `{id}` (its conditions were unknown, so the deny applies)"
                     )

@@ -55,16 +55,20 @@ impl PatternIndex {
 
     /// Calls `found` with the id of every pattern matching `domain:action:target`, until it breaks.
     ///
-    /// `in_group(domain, group, target)` decides group targets.
-    pub fn for_each_match<G, F>(
+    /// `keep(id)` is asked first, so patterns the caller does not care about (a role the
+    /// principal does not hold) skip the costlier glob and group checks. `in_group(domain, group,
+    /// target)` decides group targets.
+    pub fn for_each_match<K, G, F>(
         &self,
         domain: &str,
         action: &str,
         target: &str,
+        keep: &mut K,
         in_group: &mut G,
         found: &mut F,
     ) -> ControlFlow<()>
     where
+        K: FnMut(u32) -> bool,
         G: FnMut(&str, &str, &str) -> bool,
         F: FnMut(u32) -> ControlFlow<()>,
     {
@@ -78,13 +82,13 @@ impl PatternIndex {
                 continue;
             };
             if let Some(t) = actions.get(action) {
-                t.for_each_match(domain, target, in_group, found)?;
+                t.for_each_match(domain, target, keep, in_group, found)?;
             }
             if self.wild_action
                 && action != "*"
                 && let Some(t) = actions.get("*")
             {
-                t.for_each_match(domain, target, in_group, found)?;
+                t.for_each_match(domain, target, keep, in_group, found)?;
             }
         }
         ControlFlow::Continue(())
@@ -123,20 +127,24 @@ impl TargetIndex {
         }
     }
 
-    fn for_each_match<G, F>(
+    fn for_each_match<K, G, F>(
         &self,
         domain: &str,
         target: &str,
+        keep: &mut K,
         in_group: &mut G,
         found: &mut F,
     ) -> ControlFlow<()>
     where
+        K: FnMut(u32) -> bool,
         G: FnMut(&str, &str, &str) -> bool,
         F: FnMut(u32) -> ControlFlow<()>,
     {
         if let Some(ids) = self.exact.get(target) {
             for id in ids {
-                found(*id)?;
+                if keep(*id) {
+                    found(*id)?;
+                }
             }
         }
         self.globs
@@ -144,6 +152,9 @@ impl TargetIndex {
                 // `at` ends a literal prefix taken from valid UTF-8 text, so it is a char boundary.
                 let rest = target.get(at..).unwrap_or_default();
                 for (tail, id) in entries {
+                    if !keep(*id) {
+                        continue;
+                    }
                     let hit = match tail {
                         GlobTail::Any => true,
                         GlobTail::Rest(glob) => glob.matches_after_prefix(rest),
@@ -155,7 +166,7 @@ impl TargetIndex {
                 ControlFlow::Continue(())
             })?;
         for (group, id) in &self.groups {
-            if in_group(domain, group, target) {
+            if keep(*id) && in_group(domain, group, target) {
                 found(*id)?;
             }
         }
@@ -286,11 +297,22 @@ mod tests {
     use proptest::prelude::*;
 
     fn all_matches(index: &PatternIndex, d: &str, a: &str, t: &str) -> Vec<u32> {
+        matches_kept(index, d, a, t, |_| true)
+    }
+
+    fn matches_kept(
+        index: &PatternIndex,
+        d: &str,
+        a: &str,
+        t: &str,
+        mut keep: impl FnMut(u32) -> bool,
+    ) -> Vec<u32> {
         let mut out = Vec::new();
         let _ = index.for_each_match(
             d,
             a,
             t,
+            &mut keep,
             &mut |_, g, t| g == "g" && t == "grouped",
             &mut |id| {
                 out.push(id);
@@ -389,7 +411,10 @@ mod tests {
                     .filter(|(_, p)| p.matches_ungrouped(d, a, t))
                     .map(|(i, _)| i as u32)
                     .collect();
-                prop_assert_eq!(all_matches(&index, d, a, t), expected);
+                prop_assert_eq!(all_matches(&index, d, a, t), expected.clone());
+                // `keep` filters every kind of entry, exact, glob and group alike.
+                let even: Vec<u32> = expected.into_iter().filter(|i| i % 2 == 0).collect();
+                prop_assert_eq!(matches_kept(&index, d, a, t, |i| i % 2 == 0), even);
             }
         }
     }

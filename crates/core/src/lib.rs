@@ -68,7 +68,7 @@ pub mod fuzzing {
             let _ = p.matches_ungrouped(d, a, t);
             let mut index = crate::PatternIndex::new();
             index.insert(&p, 0);
-            let _ = index.for_each_match(d, a, t, &mut |_, _, _| true, &mut |_| {
+            let _ = index.for_each_match(d, a, t, &mut |_| true, &mut |_, _, _| true, &mut |_| {
                 std::ops::ControlFlow::Continue(())
             });
         }

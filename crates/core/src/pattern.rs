@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use memchr::memmem;
 
@@ -15,7 +16,7 @@ pub struct Pattern {
     domain: Segment,
     action: Segment,
     target: TargetPattern,
-    text: Box<str>,
+    text: Arc<str>,
 }
 
 /// A domain or action: one exact value, or `*` for any one value.
@@ -210,6 +211,11 @@ impl Pattern {
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The pattern as written, shared.
+    pub fn text_arc(&self) -> Arc<str> {
+        self.text.clone()
     }
 
     /// Whether the pattern matches, treating a group target as matching nothing.

@@ -102,10 +102,10 @@ pub(super) fn now_unix() -> Option<i64> {
 
 fn matched_json(m: &Matched) -> Value {
     let mut v = match m {
-        Matched::Role { role, pattern } => json!({"role": role, "pattern": pattern}),
-        Matched::PermissionClaim { pattern } => json!({"pattern": pattern}),
-        Matched::Scope { scope, pattern } => json!({"scope": scope, "pattern": pattern}),
-        Matched::Policy { id, effect } => json!({"policy": id, "effect": effect}),
+        Matched::Role { role, pattern } => json!({"role": &**role, "pattern": &**pattern}),
+        Matched::PermissionClaim { pattern } => json!({"pattern": &**pattern}),
+        Matched::Scope { scope, pattern } => json!({"scope": &**scope, "pattern": &**pattern}),
+        Matched::Policy { id, effect } => json!({"policy": &**id, "effect": effect}),
     };
     v["source"] = json!(m.source());
     v
