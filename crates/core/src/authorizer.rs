@@ -307,6 +307,7 @@ impl AuthorizerBuilder {
                 .map(|(n, _)| Arc::from(n.as_str()))
                 .chain(self.scope_map.iter().map(|(n, _)| Arc::from(n.as_str())))
                 .collect(),
+            grant_sources: grants.iter().map(|g| g.source).collect(),
             grants,
             index,
             groups: self.groups,
@@ -337,6 +338,8 @@ pub struct Authorizer {
     /// Role names, then scope names, by source id.
     source_names: Vec<Arc<str>>,
     grants: Vec<Grant>,
+    /// The source of each grant, by grant id: a dense copy for the hot `keep` check.
+    grant_sources: Vec<u32>,
     index: PatternIndex,
     groups: Groups,
     assignments: Assignments,
@@ -655,7 +658,7 @@ impl Authorizer {
                 perm.domain,
                 perm.action,
                 &perm.target,
-                &mut |gid| subject.holds(self.grants[gid as usize].source),
+                &mut |gid| subject.holds(self.grant_sources[gid as usize]),
                 &mut in_group,
                 &mut |gid| {
                     matched.push(self.describe_grant(&self.grants[gid as usize]));

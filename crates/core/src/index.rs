@@ -1,6 +1,6 @@
 //! An index over many compiled patterns, so a lookup never scans them all.
 //!
-//! Patterns are grouped by domain and action (hash maps, with `*` as its own key). Inside one
+//! Patterns are grouped by domain and action (a short list of pairs, `*` included). Inside one
 //! domain/action pair, exact targets sit in a hash map, globs sit in a radix tree keyed by their
 //! literal prefix (so only globs whose prefix is a prefix of the target are tried), and group
 //! targets sit in a short list resolved by the caller. The cost of a lookup depends on the length of
@@ -9,16 +9,17 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
-use crate::pattern::{Glob, Pattern, TargetPattern};
+use crate::pattern::{Glob, Pattern, Segment, TargetPattern};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Patterns indexed for lookup; each carries a caller-chosen `u32` id.
 #[derive(Clone, Debug, Default)]
 pub struct PatternIndex {
-    by_domain: FastMap<Box<str>, FastMap<Box<str>, TargetIndex>>,
-    wild_domain: bool,
-    wild_action: bool,
+    /// One entry per distinct domain/action pair (`*` included). Configurations have a handful
+    /// (tools, resources, prompts, system, times their actions), and comparing a few short strings
+    /// beats hashing the request's domain and action.
+    pairs: Vec<(Segment, Segment, TargetIndex)>,
     len: usize,
 }
 
@@ -30,16 +31,20 @@ impl PatternIndex {
 
     /// Adds a pattern under `id`.
     pub fn insert(&mut self, pattern: &Pattern, id: u32) {
-        let domain = pattern.domain().key();
-        let action = pattern.action().key();
-        self.wild_domain |= domain == "*";
-        self.wild_action |= action == "*";
-        self.by_domain
-            .entry(domain.into())
-            .or_default()
-            .entry(action.into())
-            .or_default()
-            .insert(pattern.target(), id);
+        let (domain, action) = (pattern.domain(), pattern.action());
+        let at = match self
+            .pairs
+            .iter()
+            .position(|(d, a, _)| d == domain && a == action)
+        {
+            Some(i) => i,
+            None => {
+                self.pairs
+                    .push((domain.clone(), action.clone(), TargetIndex::default()));
+                self.pairs.len() - 1
+            }
+        };
+        self.pairs[at].2.insert(pattern.target(), id);
         self.len += 1;
     }
 
@@ -72,22 +77,8 @@ impl PatternIndex {
         G: FnMut(&str, &str, &str) -> bool,
         F: FnMut(u32) -> ControlFlow<()>,
     {
-        let domains: &[&str] = if self.wild_domain && domain != "*" {
-            &[domain, "*"]
-        } else {
-            &[domain]
-        };
-        for d in domains {
-            let Some(actions) = self.by_domain.get(*d) else {
-                continue;
-            };
-            if let Some(t) = actions.get(action) {
-                t.for_each_match(domain, target, keep, in_group, found)?;
-            }
-            if self.wild_action
-                && action != "*"
-                && let Some(t) = actions.get("*")
-            {
+        for (d, a, t) in &self.pairs {
+            if d.matches(domain) && a.matches(action) {
                 t.for_each_match(domain, target, keep, in_group, found)?;
             }
         }
@@ -99,8 +90,16 @@ impl PatternIndex {
 #[derive(Clone, Debug, Default)]
 struct TargetIndex {
     exact: FastMap<Box<str>, Vec<u32>>,
-    globs: PrefixTree<Vec<(GlobTail, u32)>>,
+    globs: PrefixTree<GlobBucket>,
     groups: Vec<(Box<str>, u32)>,
+}
+
+/// The globs sharing one literal prefix. Ids sit apart from the tails so that the caller's `keep`
+/// filter scans a dense array and touches a tail only for the globs it keeps.
+#[derive(Clone, Debug, Default)]
+struct GlobBucket {
+    ids: Vec<u32>,
+    tails: Vec<GlobTail>,
 }
 
 #[derive(Clone, Debug)]
@@ -121,7 +120,9 @@ impl TargetIndex {
                 } else {
                     GlobTail::Rest(g.clone())
                 };
-                self.globs.entry(g.prefix().as_bytes()).push((tail, id));
+                let bucket = self.globs.entry(g.prefix().as_bytes());
+                bucket.ids.push(id);
+                bucket.tails.push(tail);
             }
             TargetPattern::Group(name) => self.groups.push((name.clone(), id)),
         }
@@ -151,7 +152,7 @@ impl TargetIndex {
             .for_each_prefix(target.as_bytes(), &mut |entries, at| {
                 // `at` ends a literal prefix taken from valid UTF-8 text, so it is a char boundary.
                 let rest = target.get(at..).unwrap_or_default();
-                for (tail, id) in entries {
+                for (id, tail) in entries.ids.iter().zip(&entries.tails) {
                     if !keep(*id) {
                         continue;
                     }
