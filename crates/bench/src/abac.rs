@@ -389,7 +389,7 @@ impl AbacWorkload {
                 (
                     r.subject,
                     Operation::CallTool {
-                        name: r.tool.clone(),
+                        name: r.tool.as_str().into(),
                         arguments: Some(r.arguments.clone()),
                     },
                 )

@@ -214,7 +214,7 @@ impl RbacWorkload {
                 (
                     0,
                     Operation::CallTool {
-                        name: name.clone(),
+                        name: name.as_str().into(),
                         arguments: None,
                     },
                 )

@@ -241,7 +241,7 @@ impl AuthorizerBuilder {
         for (source, patterns) in sources.enumerate() {
             for p in patterns {
                 check_group(p)?;
-                index.insert(p, grants.len() as u32);
+                index.insert_tagged(p, grants.len() as u32, source as u32);
                 grants.push(Grant {
                     source: source as u32,
                     pattern: p.clone(),
@@ -307,7 +307,6 @@ impl AuthorizerBuilder {
                 .map(|(n, _)| Arc::from(n.as_str()))
                 .chain(self.scope_map.iter().map(|(n, _)| Arc::from(n.as_str())))
                 .collect(),
-            grant_sources: grants.iter().map(|g| g.source).collect(),
             grants,
             index,
             groups: self.groups,
@@ -338,8 +337,6 @@ pub struct Authorizer {
     /// Role names, then scope names, by source id.
     source_names: Vec<Arc<str>>,
     grants: Vec<Grant>,
-    /// The source of each grant, by grant id: a dense copy for the hot `keep` check.
-    grant_sources: Vec<u32>,
     index: PatternIndex,
     groups: Groups,
     assignments: Assignments,
@@ -658,7 +655,8 @@ impl Authorizer {
                 perm.domain,
                 perm.action,
                 &perm.target,
-                &mut |gid| subject.holds(self.grant_sources[gid as usize]),
+                // Grant patterns are tagged with their source (role or scope).
+                &mut |source| subject.holds(source),
                 &mut in_group,
                 &mut |gid| {
                     matched.push(self.describe_grant(&self.grants[gid as usize]));
@@ -733,7 +731,7 @@ impl Authorizer {
             perm.domain,
             perm.action,
             &perm.target,
-            &mut |gid| !subject.holds(self.grants[gid as usize].source),
+            &mut |source| !subject.holds(source),
             &mut in_group,
             &mut |gid| {
                 let grant = &self.grants[gid as usize];
@@ -796,7 +794,7 @@ impl Authorizer {
             perm.domain,
             perm.action,
             &perm.target,
-            &mut |gid| self.grants[gid as usize].source >= self.nroles,
+            &mut |source| source >= self.nroles,
             &mut in_group,
             &mut |gid| {
                 let source = self.grants[gid as usize].source;

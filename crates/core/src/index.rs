@@ -29,8 +29,14 @@ impl PatternIndex {
         Self::default()
     }
 
-    /// Adds a pattern under `id`.
+    /// Adds a pattern under `id`; its tag is the id itself.
     pub fn insert(&mut self, pattern: &Pattern, id: u32) {
+        self.insert_tagged(pattern, id, id);
+    }
+
+    /// Adds a pattern under `id` with a `tag` that `keep` is asked about (say, the role that
+    /// owns the pattern), so filtering needs no lookup on the caller's side.
+    pub fn insert_tagged(&mut self, pattern: &Pattern, id: u32, tag: u32) {
         let (domain, action) = (pattern.domain(), pattern.action());
         let at = match self
             .pairs
@@ -44,7 +50,7 @@ impl PatternIndex {
                 self.pairs.len() - 1
             }
         };
-        self.pairs[at].2.insert(pattern.target(), id);
+        self.pairs[at].2.insert(pattern.target(), id, tag);
         self.len += 1;
     }
 
@@ -60,7 +66,7 @@ impl PatternIndex {
 
     /// Calls `found` with the id of every pattern matching `domain:action:target`, until it breaks.
     ///
-    /// `keep(id)` is asked first, so patterns the caller does not care about (a role the
+    /// `keep(tag)` is asked first, so patterns the caller does not care about (a role the
     /// principal does not hold) skip the costlier glob and group checks. `in_group(domain, group,
     /// target)` decides group targets.
     pub fn for_each_match<K, G, F>(
@@ -89,15 +95,16 @@ impl PatternIndex {
 /// The patterns of one domain/action pair, by target.
 #[derive(Clone, Debug, Default)]
 struct TargetIndex {
-    exact: FastMap<Box<str>, Vec<u32>>,
+    exact: FastMap<Box<str>, Vec<(u32, u32)>>,
     globs: PrefixTree<GlobBucket>,
-    groups: Vec<(Box<str>, u32)>,
+    groups: Vec<(Box<str>, u32, u32)>,
 }
 
-/// The globs sharing one literal prefix. Ids sit apart from the tails so that the caller's `keep`
+/// The globs sharing one literal prefix. Tags sit apart from the tails so that the caller's `keep`
 /// filter scans a dense array and touches a tail only for the globs it keeps.
 #[derive(Clone, Debug, Default)]
 struct GlobBucket {
+    tags: Vec<u32>,
     ids: Vec<u32>,
     tails: Vec<GlobTail>,
 }
@@ -111,9 +118,9 @@ enum GlobTail {
 }
 
 impl TargetIndex {
-    fn insert(&mut self, target: &TargetPattern, id: u32) {
+    fn insert(&mut self, target: &TargetPattern, id: u32, tag: u32) {
         match target {
-            TargetPattern::Exact(t) => self.exact.entry(t.clone()).or_default().push(id),
+            TargetPattern::Exact(t) => self.exact.entry(t.clone()).or_default().push((id, tag)),
             TargetPattern::Glob(g) => {
                 let tail = if g.is_prefix_only() {
                     GlobTail::Any
@@ -121,10 +128,11 @@ impl TargetIndex {
                     GlobTail::Rest(g.clone())
                 };
                 let bucket = self.globs.entry(g.prefix().as_bytes());
+                bucket.tags.push(tag);
                 bucket.ids.push(id);
                 bucket.tails.push(tail);
             }
-            TargetPattern::Group(name) => self.groups.push((name.clone(), id)),
+            TargetPattern::Group(name) => self.groups.push((name.clone(), id, tag)),
         }
     }
 
@@ -141,9 +149,9 @@ impl TargetIndex {
         G: FnMut(&str, &str, &str) -> bool,
         F: FnMut(u32) -> ControlFlow<()>,
     {
-        if let Some(ids) = self.exact.get(target) {
-            for id in ids {
-                if keep(*id) {
+        if let Some(entries) = self.exact.get(target) {
+            for (id, tag) in entries {
+                if keep(*tag) {
                     found(*id)?;
                 }
             }
@@ -152,10 +160,12 @@ impl TargetIndex {
             .for_each_prefix(target.as_bytes(), &mut |entries, at| {
                 // `at` ends a literal prefix taken from valid UTF-8 text, so it is a char boundary.
                 let rest = target.get(at..).unwrap_or_default();
-                for (id, tail) in entries.ids.iter().zip(&entries.tails) {
-                    if !keep(*id) {
+                for (i, tag) in entries.tags.iter().enumerate() {
+                    if !keep(*tag) {
                         continue;
                     }
+                    // INVARIANT: `tags`, `ids` and `tails` are pushed together, so `i` is in range.
+                    let (id, tail) = (&entries.ids[i], &entries.tails[i]);
                     let hit = match tail {
                         GlobTail::Any => true,
                         GlobTail::Rest(glob) => glob.matches_after_prefix(rest),
@@ -166,8 +176,8 @@ impl TargetIndex {
                 }
                 ControlFlow::Continue(())
             })?;
-        for (group, id) in &self.groups {
-            if keep(*id) && in_group(domain, group, target) {
+        for (group, id, tag) in &self.groups {
+            if keep(*tag) && in_group(domain, group, target) {
                 found(*id)?;
             }
         }

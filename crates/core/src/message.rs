@@ -7,6 +7,8 @@
 //! request whose id is already in flight in its session is refused with -32600 there, using the
 //! [`RequestId`] this module reads.
 
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -310,9 +312,9 @@ fn string_param(
     params: &Option<Map<String, Value>>,
     key: &str,
     id: &Option<RequestId>,
-) -> Result<String, RpcError> {
+) -> Result<Arc<str>, RpcError> {
     match params.as_ref().and_then(|p| p.get(key)) {
-        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::String(s)) => Ok(s.as_str().into()),
         Some(_) => Err(bad_params(&format!("`{key}` must be a string"), id)),
         None => Err(bad_params(&format!("`{key}` is required"), id)),
     }
@@ -402,7 +404,7 @@ fn operation_for(
         }
         "tasks/list" => Operation::ListTasks,
         m if m.starts_with("notifications/") => Operation::ClientNotification(m.to_owned()),
-        m => Operation::System(m.to_owned()),
+        m => Operation::System(m.into()),
     })
 }
 

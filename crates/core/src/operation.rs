@@ -1,5 +1,7 @@
 //! What an MCP message asks to do, and the permission that guards it (DESIGN.md section 4).
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 /// The permission checked for one operation: `domain:action:target`.
@@ -9,17 +11,26 @@ pub struct Permission {
     pub domain: &'static str,
     /// `execute`, `read` or `call`.
     pub action: &'static str,
-    /// The tool or prompt name, the resource URI, or the method for `system`.
-    pub target: String,
+    /// The tool or prompt name, the resource URI, or the method for `system`. Shared with the
+    /// operation it came from, so deriving a permission does not copy it.
+    pub target: Arc<str>,
 }
 
 impl Permission {
+    fn shared(domain: &'static str, action: &'static str, target: &Arc<str>) -> Self {
+        Permission {
+            domain,
+            action,
+            target: target.clone(),
+        }
+    }
+
     /// `tools:execute:<name>`.
     pub fn tool(name: &str) -> Self {
         Permission {
             domain: "tools",
             action: "execute",
-            target: name.to_owned(),
+            target: name.into(),
         }
     }
     /// `resources:read:<uri>`.
@@ -27,7 +38,7 @@ impl Permission {
         Permission {
             domain: "resources",
             action: "read",
-            target: uri.to_owned(),
+            target: uri.into(),
         }
     }
     /// `prompts:read:<name>`.
@@ -35,7 +46,7 @@ impl Permission {
         Permission {
             domain: "prompts",
             action: "read",
-            target: name.to_owned(),
+            target: name.into(),
         }
     }
     /// `system:call:<method>`.
@@ -43,7 +54,7 @@ impl Permission {
         Permission {
             domain: "system",
             action: "call",
-            target: method.to_owned(),
+            target: method.into(),
         }
     }
 }
@@ -108,9 +119,9 @@ impl ListKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CompletionRef {
     /// `ref/prompt` with a name.
-    Prompt(String),
+    Prompt(Arc<str>),
     /// `ref/resource` with a URI or raw URI template.
-    Resource(String),
+    Resource(Arc<str>),
 }
 
 /// The task-related methods that need the task to belong to the caller.
@@ -130,7 +141,7 @@ pub enum Operation {
     /// `tools/call`.
     CallTool {
         /// `params.name`.
-        name: String,
+        name: Arc<str>,
         /// `params.arguments`, an object when present (visible to ABAC).
         arguments: Option<Value>,
     },
@@ -139,12 +150,12 @@ pub enum Operation {
         /// The method, one of the three.
         method: &'static str,
         /// `params.uri`.
-        uri: String,
+        uri: Arc<str>,
     },
     /// `prompts/get`.
     GetPrompt {
         /// `params.name`.
-        name: String,
+        name: Arc<str>,
         /// `params.arguments`, when present.
         arguments: Option<Value>,
     },
@@ -161,26 +172,32 @@ pub enum Operation {
         /// Which of the three.
         method: TaskMethod,
         /// `params.taskId`.
-        task_id: String,
+        task_id: Arc<str>,
     },
     /// `tasks/list`: filtered to the principal's tasks by the session layer.
     ListTasks,
     /// A JSON-RPC response from the client: only for an outstanding server-to-client request.
     ClientResponse,
     /// Any other method `m`: `system:call:<m>`.
-    System(String),
+    System(Arc<str>),
 }
 
 impl Operation {
     /// The permission this operation needs, if it needs one beyond authentication.
     pub fn permission(&self) -> Option<Permission> {
         match self {
-            Operation::CallTool { name, .. } => Some(Permission::tool(name)),
-            Operation::ReadResource { uri, .. } => Some(Permission::resource(uri)),
-            Operation::GetPrompt { name, .. } => Some(Permission::prompt(name)),
-            Operation::Complete(CompletionRef::Prompt(name)) => Some(Permission::prompt(name)),
-            Operation::Complete(CompletionRef::Resource(uri)) => Some(Permission::resource(uri)),
-            Operation::System(m) => Some(Permission::system(m)),
+            Operation::CallTool { name, .. } => Some(Permission::shared("tools", "execute", name)),
+            Operation::ReadResource { uri, .. } => {
+                Some(Permission::shared("resources", "read", uri))
+            }
+            Operation::GetPrompt { name, .. } => Some(Permission::shared("prompts", "read", name)),
+            Operation::Complete(CompletionRef::Prompt(name)) => {
+                Some(Permission::shared("prompts", "read", name))
+            }
+            Operation::Complete(CompletionRef::Resource(uri)) => {
+                Some(Permission::shared("resources", "read", uri))
+            }
+            Operation::System(m) => Some(Permission::shared("system", "call", m)),
             Operation::List(_)
             | Operation::Lifecycle(_)
             | Operation::ClientNotification(_)

@@ -588,7 +588,7 @@ mod properties {
                 } else {
                     Operation::ReadResource {
                         method: "resources/read",
-                        uri: t,
+                        uri: t.into(),
                     }
                 }
             })
