@@ -224,3 +224,39 @@ fn base64_url(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn config_check_validates_signing_keys() {
+    let dir = setup();
+    let d = dir.path();
+    std::fs::write(d.join("hs.toml"), "[token]\nalgorithm = \"HS256\"\n").expect("write");
+    let o = run(d, &["config", "check", "--config", "hs.toml"]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`JWT_SECRET` is not set"));
+    std::fs::write(
+        d.join("bad.pem"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    std::fs::write(
+        d.join("pem.toml"),
+        "[token]\nalgorithm = \"ES256\"\nprivate_key_file = \"bad.pem\"\n",
+    )
+    .expect("write");
+    let o = run(d, &["config", "check", "--config", "pem.toml"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.pem"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::write(d.join("rs.toml"), "[token]\nalgorithm = \"RS256\"\n").expect("write");
+    let o = run(d, &["config", "check", "--config", "rs.toml"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("rs.toml:2:13: `RS256` needs `token.private_key_file`"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

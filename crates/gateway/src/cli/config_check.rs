@@ -1,27 +1,41 @@
 //! `mcp-guard config check`: validate everything a start would.
 
 use super::{ConfigCheckArgs, Exit};
-use crate::config;
+use crate::config::{self, Config};
+use crate::tokens;
 
 pub(super) fn run(args: &ConfigCheckArgs) -> Exit {
-    match config::load(args.config.as_deref()) {
-        Ok(c) => {
-            for w in &c.warnings {
-                eprintln!("warning: {w}");
-            }
-            println!(
-                "{}: ok (mode {}, {} roles, {} grant patterns, {} policies)",
-                c.source,
-                c.authorizer.mode().as_str(),
-                c.authorizer.role_names().len(),
-                c.authorizer.grant_count(),
-                c.authorizer.policy_count(),
-            );
-            Exit::Ok
-        }
+    let config = match config::load(args.config.as_deref()) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            Exit::Usage
+            return Exit::Usage;
         }
+    };
+    if let Err(e) = check_keys(&config) {
+        eprintln!("error: {}: {e:#}", config.source);
+        return Exit::Usage;
     }
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "{}: ok (mode {}, {} roles, {} grant patterns, {} policies)",
+        config.source,
+        config.authorizer.mode().as_str(),
+        config.authorizer.role_names().len(),
+        config.authorizer.grant_count(),
+        config.authorizer.policy_count(),
+    );
+    Exit::Ok
+}
+
+/// The signing key a start would load: a PEM file must parse, an HS256 secret must be set and
+/// long enough. Keys kept in the store are made at first start, so there is nothing to check.
+fn check_keys(config: &Config) -> anyhow::Result<()> {
+    if config.token.algorithm == "HS256" || config.token.private_key_file.is_some() {
+        let store = mcp_guard_auth::store::MemoryStore::new();
+        tokens::load_keys(config, &store, false)?;
+    }
+    Ok(())
 }
