@@ -9,7 +9,10 @@ use crate::tokens::{self, KeySource, event, now_unix};
 
 pub(super) fn run(cmd: &KeysCommand) -> Exit {
     let args: &KeysArgs = match cmd {
-        KeysCommand::Generate(a) | KeysCommand::Rotate(a) | KeysCommand::List(a) => a,
+        KeysCommand::Generate(a)
+        | KeysCommand::Rotate(a)
+        | KeysCommand::List(a)
+        | KeysCommand::Jwks(a) => a,
     };
     let config = match config::load(args.config.as_deref()) {
         Ok(c) => c,
@@ -30,6 +33,14 @@ pub(super) fn run(cmd: &KeysCommand) -> Exit {
             );
         }
         match cmd {
+            KeysCommand::Jwks(_) => {
+                let keys = tokens::load_keys(&config, &*store, true)?;
+                let jwks = match &keys {
+                    KeySource::Store(ring) => ring.jwks(),
+                    KeySource::Config(k) => mcp_guard_auth::token::keys::jwks([&**k]),
+                };
+                println!("{jwks}");
+            }
             KeysCommand::Generate(_) => {
                 let keys = tokens::load_keys(&config, &*store, true)?;
                 if let KeySource::Store(ring) = keys {

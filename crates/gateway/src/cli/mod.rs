@@ -101,6 +101,8 @@ pub enum KeysCommand {
     Rotate(KeysArgs),
     /// List the keys in the store.
     List(KeysArgs),
+    /// Print the JWKS of the published public keys (what resource servers verify against).
+    Jwks(KeysArgs),
 }
 
 /// Arguments of `mcp-guard keys ...`.
