@@ -444,3 +444,34 @@ pub fn bearer_token<'a>(
     }
     Ok(Some(token))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(v: &str) -> Result<Option<&str>, TokenError> {
+        bearer_token([v.as_bytes()].into_iter())
+    }
+
+    #[test]
+    fn bearer_extraction() {
+        assert_eq!(one("Bearer abc.def.ghi"), Ok(Some("abc.def.ghi")));
+        assert_eq!(one("bearer abc"), Ok(Some("abc")));
+        assert_eq!(one("BEARER abc"), Ok(Some("abc")));
+        // Another scheme is no bearer credential: the caller answers with a challenge.
+        assert_eq!(one("Basic dXNlcjpwYXNz"), Ok(None));
+        assert_eq!(bearer_token(std::iter::empty()), Ok(None));
+        for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearerabc"] {
+            assert!(matches!(one(bad), Err(TokenError::Malformed(_))), "{bad:?}");
+        }
+        let two = [b"Bearer a".as_slice(), b"Bearer b".as_slice()];
+        assert!(matches!(
+            bearer_token(two.into_iter()),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            bearer_token([b"Bearer \xff".as_slice()].into_iter()),
+            Err(TokenError::Malformed(_))
+        ));
+    }
+}
