@@ -1,6 +1,6 @@
 //! `mcp-guard check`: decide one request and explain it.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use mcp_guard_core::{Decision, Matched, ToolCatalog};
 use serde_json::{Map, Value, json};
@@ -88,16 +88,8 @@ fn input(args: &CheckArgs) -> Result<RequestInput, String> {
         uri: args.uri.clone(),
         arguments,
         catalog,
-        now_unix: now_unix(),
+        now_unix: Some(crate::tokens::now_unix()),
     })
-}
-
-/// The wall clock, read at the edge: the core takes time as an input.
-pub(super) fn now_unix() -> Option<i64> {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
 }
 
 fn matched_json(m: &Matched) -> Value {

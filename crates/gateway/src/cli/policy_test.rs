@@ -5,10 +5,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use toml::Spanned;
 
-use super::check::now_unix;
 use super::request::{RequestInput, decide, set_path};
 use super::{Exit, PolicyTestArgs};
-use crate::config::{self, toml_to_json};
+use crate::config::{self, line_col, toml_to_json};
+use crate::tokens::now_unix;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,7 +177,7 @@ fn run_case(config: &config::Config, case: &Case, line: usize) -> Result<Report,
             })
             .unwrap_or_default(),
         catalog,
-        now_unix: case.time.or_else(now_unix),
+        now_unix: Some(case.time.unwrap_or_else(now_unix)),
     };
     let outcome = decide(config, &input)?;
     let d = &outcome.decision;
@@ -208,12 +208,4 @@ fn run_case(config: &config::Config, case: &Case, line: usize) -> Result<Report,
         reason: d.explain(),
         failure,
     })
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
 }

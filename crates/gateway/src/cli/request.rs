@@ -163,7 +163,7 @@ pub(crate) fn decide(config: &Config, input: &RequestInput) -> Result<Outcome, S
         (Operation::List(ListKind::Tools), Some(catalog)) => {
             let mut visible = Vec::new();
             let mut hidden = Vec::new();
-            let mut names: Vec<&str> = catalog_names(catalog);
+            let mut names: Vec<&str> = catalog.names().collect();
             names.sort_unstable();
             for name in names {
                 if authorizer.item_visible(&subject, ListKind::Tools, name, &ctx) {
@@ -185,10 +185,6 @@ pub(crate) fn decide(config: &Config, input: &RequestInput) -> Result<Outcome, S
         roles,
         listing,
     })
-}
-
-fn catalog_names(catalog: &ToolCatalog) -> Vec<&str> {
-    catalog.names().collect()
 }
 
 fn classify_request(input: &RequestInput) -> Result<Operation, String> {
