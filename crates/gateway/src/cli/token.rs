@@ -19,19 +19,21 @@ fn runtime(e: anyhow::Error) -> Exit {
     Exit::Runtime
 }
 
+/// Loads the configuration (exit 2 when invalid) and opens store and keys (exit 3 on failure).
+fn open(config: Option<&std::path::Path>) -> Result<tokens::Tokens, Exit> {
+    let config = config::load(config).map_err(fail)?;
+    tokens::open(&config).map_err(runtime)
+}
+
 pub(super) fn issue(args: &TokenIssueArgs) -> Exit {
-    let config = match config::load(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
     let ttl = match args.ttl.as_deref().map(|t| parse_duration(t).ok_or(t)) {
         None => None,
         Some(Ok(d)) => Some(d),
         Some(Err(t)) => return fail(format!("invalid --ttl `{t}`: write e.g. `30m`, `1h`, `7d`")),
     };
-    let t = match tokens::open(&config) {
+    let t = match open(args.config.as_deref()) {
         Ok(t) => t,
-        Err(e) => return runtime(e),
+        Err(exit) => return exit,
     };
     let now = now_unix();
     let claims = AccessClaims {
@@ -105,13 +107,9 @@ pub(crate) fn hash(token: &SecretToken) -> String {
 }
 
 pub(super) fn verify(args: &TokenVerifyArgs) -> Exit {
-    let config = match config::load(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let t = match tokens::open(&config) {
+    let t = match open(args.config.as_deref()) {
         Ok(t) => t,
-        Err(e) => return runtime(e),
+        Err(exit) => return exit,
     };
     let token = args.token.trim();
     match t.authn.authenticate(token, now_unix()) {
@@ -153,13 +151,9 @@ pub(super) fn verify(args: &TokenVerifyArgs) -> Exit {
 }
 
 pub(super) fn revoke(args: &TokenRevokeArgs) -> Exit {
-    let config = match config::load(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let t = match tokens::open(&config) {
+    let t = match open(args.config.as_deref()) {
         Ok(t) => t,
-        Err(e) => return runtime(e),
+        Err(exit) => return exit,
     };
     let token = args.token.trim();
     let now = now_unix();

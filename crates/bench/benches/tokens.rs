@@ -1,0 +1,268 @@
+//! Token verification benchmarks: mcp-guard's verifier against the raw signature check of the
+//! same bytes, for HS256, ES256, RS256 and EdDSA, and a verification cache hit.
+//!
+//! Run with `cargo bench -p mcp-guard-bench --bench tokens`. For each algorithm one access token is
+//! issued by `TokenIssuer` with a fresh key, and a `Verifier` is built for its issuer. Then:
+//!
+//! - `verify/ours/<alg>` times `Verifier::verify` on that token: size and shape checks, base64 and
+//!   strict JSON parsing of header and payload, header checks, issuer and key lookup, the signature,
+//!   the claims, and the mapping to a principal.
+//! - `verify/raw/<alg>` times only the aws-lc-rs check of the same signature over the same signing
+//!   input (`header.payload`). The signing input and the decoded signature are computed once,
+//!   before timing; the HMAC key is built once; public keys are passed as bytes to
+//!   `UnparsedPublicKey`, as `jsonwebtoken` does.
+//! - `verify/cache_hit/EdDSA` times `TokenAuthenticator::authenticate` on an EdDSA token that is
+//!   already cached: a SHA-256 of the token and a cache lookup.
+//!
+//! Every path is checked to succeed before it is timed, so a broken setup cannot benchmark an
+//! error path.
+
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark cannot run without its keys and tokens; failing loudly is right"
+)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
+    Ed25519KeyPair, KeyPair, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
+    VerificationAlgorithm,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use criterion::{Criterion, criterion_group, criterion_main};
+use mcp_guard_auth::store::MemoryStore;
+use mcp_guard_auth::token::{
+    AccessClaims, Algorithm, IssuerPolicy, KeySet, SigningKey, TokenAuthenticator, TokenIssuer,
+    Verifier,
+};
+
+const ISS: &str = "https://gw.example";
+const AUD: &str = "https://gw.example/mcp";
+const HS256_SECRET: [u8; 32] = [7u8; 32];
+
+/// The raw check a token's signature gets, with its key already in hand.
+enum Raw {
+    Hmac(hmac::Key),
+    Public(&'static dyn VerificationAlgorithm, Vec<u8>),
+}
+
+impl Raw {
+    fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        match self {
+            Raw::Hmac(key) => hmac::verify(key, msg, sig).is_ok(),
+            Raw::Public(alg, public) => UnparsedPublicKey::new(*alg, public)
+                .verify(msg, sig)
+                .is_ok(),
+        }
+    }
+}
+
+/// One algorithm's setup: a token, the verifier for its issuer, and the raw check of its bytes.
+struct Case {
+    name: &'static str,
+    token: String,
+    verifier: Verifier,
+    raw: Raw,
+    /// `header.payload`, the signing input.
+    msg: Vec<u8>,
+    /// The decoded signature.
+    sig: Vec<u8>,
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+fn now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    i64::try_from(secs).expect("seconds fit in i64")
+}
+
+/// Issues a token with `key`, builds the verifier for its issuer, and splits the token.
+fn case(name: &'static str, key: SigningKey, raw: Raw, now: i64) -> Case {
+    let alg = key.alg();
+    let mut keys = KeySet::new();
+    keys.insert(key.verify_key().clone());
+    let verifier = Verifier::new(vec![IssuerPolicy {
+        issuer: ISS.into(),
+        own: true,
+        audiences: vec![AUD.into()],
+        algorithms: vec![alg],
+        keys,
+        required_typ: Some("at+jwt".into()),
+        roles_claim: "roles".into(),
+    }]);
+    let issuer = TokenIssuer::new(
+        ISS,
+        AUD,
+        Duration::from_secs(3600),
+        Duration::from_secs(86_400),
+        Arc::new(key),
+    );
+    let claims = AccessClaims {
+        subject: "alice".into(),
+        permissions: vec!["tools:execute:echo".into()],
+        ..Default::default()
+    };
+    let token = issuer
+        .access(&claims, now)
+        .expect("issue an access token")
+        .token
+        .expose()
+        .to_owned();
+    let (msg, s64) = token.rsplit_once('.').expect("a three-part token");
+    let sig = URL_SAFE_NO_PAD.decode(s64).expect("a base64url signature");
+    Case {
+        name,
+        msg: msg.as_bytes().to_vec(),
+        sig,
+        token,
+        verifier,
+        raw,
+    }
+}
+
+fn cases(now: i64) -> Vec<Case> {
+    let rng = SystemRandom::new();
+
+    let hs256 = SigningKey::hs256("hs256", &HS256_SECRET).expect("HS256 key");
+    let hs256_raw = Raw::Hmac(hmac::Key::new(hmac::HMAC_SHA256, &HS256_SECRET));
+
+    let es256_der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .expect("P-256 key")
+        .as_ref()
+        .to_vec();
+    let es256_point = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &es256_der)
+        .expect("P-256 key parses")
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let es256 = SigningKey::from_pkcs8(Algorithm::ES256, &es256_der).expect("ES256 key");
+
+    // RSA keys go in as a PKCS#8 PEM, the way an operator supplies them.
+    let rsa = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA-2048 key");
+    let rsa_pem = pem(
+        "PRIVATE KEY",
+        rsa.as_der().expect("RSA key as PKCS#8").as_ref(),
+    );
+    // PKCS#1 `RSAPublicKey` DER, what `RSA_PKCS1_2048_8192_SHA256` takes.
+    let rsa_public = rsa.public_key().as_ref().to_vec();
+    let rs256 = SigningKey::from_private_pem(Algorithm::RS256, rsa_pem.as_bytes()).expect("RS256");
+
+    let ed_der = Ed25519KeyPair::generate_pkcs8(&rng)
+        .expect("Ed25519 key")
+        .as_ref()
+        .to_vec();
+    let ed_public = Ed25519KeyPair::from_pkcs8(&ed_der)
+        .expect("Ed25519 key parses")
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let eddsa = SigningKey::from_pkcs8(Algorithm::EdDSA, &ed_der).expect("EdDSA key");
+
+    vec![
+        case("HS256", hs256, hs256_raw, now),
+        case(
+            "ES256",
+            es256,
+            Raw::Public(&ECDSA_P256_SHA256_FIXED, es256_point),
+            now,
+        ),
+        case(
+            "RS256",
+            rs256,
+            Raw::Public(&RSA_PKCS1_2048_8192_SHA256, rsa_public),
+            now,
+        ),
+        case("EdDSA", eddsa, Raw::Public(&ED25519, ed_public), now),
+    ]
+}
+
+fn verify(c: &mut Criterion) {
+    let now = now();
+    let cases = cases(now);
+    for case in &cases {
+        let verified = case
+            .verifier
+            .verify(&case.token, now)
+            .unwrap_or_else(|e| panic!("{}: our verifier refused its token: {e}", case.name));
+        assert_eq!(verified.principal.subject, "alice", "{}", case.name);
+        assert!(
+            case.raw.verify(&case.msg, &case.sig),
+            "{}: raw signature check failed",
+            case.name
+        );
+        let mut forged = case.sig.clone();
+        if let Some(b) = forged.last_mut() {
+            *b ^= 1;
+        }
+        assert!(
+            !case.raw.verify(&case.msg, &forged),
+            "{}: raw check accepts a forged signature",
+            case.name
+        );
+    }
+
+    let eddsa = cases
+        .iter()
+        .find(|c| c.name == "EdDSA")
+        .expect("an EdDSA case");
+    let authn = TokenAuthenticator::new(eddsa.verifier.clone(), Arc::new(MemoryStore::new()), 10_000);
+    let first = authn
+        .authenticate(&eddsa.token, now)
+        .expect("the EdDSA token authenticates");
+    let hit = authn
+        .authenticate(&eddsa.token, now)
+        .expect("the EdDSA token authenticates again");
+    assert!(Arc::ptr_eq(&first, &hit), "the second call is a cache hit");
+
+    let mut g = c.benchmark_group("verify");
+    for case in &cases {
+        g.bench_function(format!("ours/{}", case.name), |b| {
+            b.iter(|| case.verifier.verify(black_box(&case.token), black_box(now)));
+        });
+        g.bench_function(format!("raw/{}", case.name), |b| {
+            b.iter(|| case.raw.verify(black_box(&case.msg), black_box(&case.sig)));
+        });
+    }
+    g.bench_function("cache_hit/EdDSA", |b| {
+        b.iter(|| authn.authenticate(black_box(&eddsa.token), black_box(now)));
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    // Short runs: the machine has two cores and is shared.
+    Criterion::default()
+        .sample_size(40)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .without_plots()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = verify
+}
+criterion_main!(benches);
