@@ -11,6 +11,7 @@
 //!   [`Fingerprint`] (a short hash) instead.
 
 pub mod audit;
+pub mod clients;
 mod fingerprint;
 pub mod store;
 pub mod token;

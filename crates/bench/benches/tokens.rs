@@ -32,8 +32,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
-    Ed25519KeyPair, KeyPair, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
-    VerificationAlgorithm,
+    Ed25519KeyPair, KeyPair, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey, VerificationAlgorithm,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -227,7 +226,8 @@ fn verify(c: &mut Criterion) {
         .iter()
         .find(|c| c.name == "EdDSA")
         .expect("an EdDSA case");
-    let authn = TokenAuthenticator::new(eddsa.verifier.clone(), Arc::new(MemoryStore::new()), 10_000);
+    let authn =
+        TokenAuthenticator::new(eddsa.verifier.clone(), Arc::new(MemoryStore::new()), 10_000);
     let first = authn
         .authenticate(&eddsa.token, now)
         .expect("the EdDSA token authenticates");
