@@ -1,12 +1,14 @@
 //! Tokens: keys, verification, issuing.
 
 pub mod authn;
+pub mod grant;
 pub mod issue;
 pub mod keys;
 pub mod ring;
 pub mod verify;
 
 pub use authn::{AuthnError, TokenAuthenticator};
+pub use grant::{GrantError, Granted, Grants};
 pub use issue::{AccessClaims, IssueError, Issued, SecretToken, TokenIssuer};
 pub use keys::{KeyError, KeySet, SigningKey, VerifyKey};
 pub use ring::{KeyRing, RingError};
