@@ -136,24 +136,25 @@ impl Grants<'_> {
         })
     }
 
-    /// Starts a refresh family for `subject` at `client` and returns its first refresh token.
+    /// Starts a refresh family for `subject` at `client_id`; returns its first refresh token and
+    /// the family id.
     pub fn start_family(
         &self,
-        client: &Client,
+        client_id: &str,
         subject: &str,
         now: i64,
-    ) -> Result<Issued, GrantError> {
+    ) -> Result<(Issued, String), GrantError> {
         let family = random_id()?;
-        let refresh = self.issuer.refresh(subject, &client.id, &family, now)?;
+        let refresh = self.issuer.refresh(subject, client_id, &family, now)?;
         self.store.create_family(&Family {
-            id: family,
-            client_id: client.id.clone(),
+            id: family.clone(),
+            client_id: client_id.to_owned(),
             subject: subject.to_owned(),
             current_hash: token_hash(refresh.token.expose()),
             exp: refresh.exp,
             revoked: false,
         })?;
-        Ok(refresh)
+        Ok((refresh, family))
     }
 
     /// `grant_type=refresh_token`: rotates the presented token. A spent token revokes its family.
@@ -332,7 +333,7 @@ mod tests {
         let f = fixture();
         let g = grants(&f);
         let c = client("app");
-        let first = g.start_family(&c, "alice", NOW).unwrap();
+        let (first, _family) = g.start_family(&c.id, "alice", NOW).unwrap();
         let second = g
             .refresh(&c, first.token.expose(), Some(AUD), NOW + 1)
             .unwrap();

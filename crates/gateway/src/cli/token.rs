@@ -1,8 +1,7 @@
 //! `mcp-guard token issue|verify|revoke`.
 
-use mcp_guard_auth::audit::AuditEvent;
-use mcp_guard_auth::store::Family;
-use mcp_guard_auth::token::{AccessClaims, AuthnError, SecretToken, TokenError, issue::random_id};
+use mcp_guard_auth::audit::{AuditEvent, rfc3339_millis};
+use mcp_guard_auth::token::{AccessClaims, AuthnError, Grants, TokenError};
 use serde_json::{Map, Value, json};
 
 use super::{Exit, TokenIssueArgs, TokenRevokeArgs, TokenVerifyArgs};
@@ -62,26 +61,17 @@ pub(super) fn issue(args: &TokenIssueArgs) -> Exit {
         return Exit::Ok;
     }
     let client = args.client.clone().unwrap_or_else(|| args.sub.clone());
-    let refresh = match random_id().and_then(|family| {
-        t.issuer
-            .refresh(&args.sub, &client, &family, now)
-            .map(|r| (family, r))
-    }) {
+    let grants = Grants {
+        issuer: &t.issuer,
+        verifier: t.authn.verifier(),
+        store: &*t.store,
+        audit: &*t.audit,
+        time: rfc3339_millis(tokens::now_millis()),
+    };
+    let (refresh, family) = match grants.start_family(&client, &args.sub, now) {
         Ok(r) => r,
         Err(e) => return runtime(e.into()),
     };
-    let (family, refresh) = refresh;
-    let record = Family {
-        id: family.clone(),
-        client_id: client.clone(),
-        subject: args.sub.clone(),
-        current_hash: hash(&refresh.token),
-        exp: refresh.exp,
-        revoked: false,
-    };
-    if let Err(e) = t.store.create_family(&record) {
-        return runtime(e.into());
-    }
     t.audit.record(&AuditEvent {
         subject: Some(args.sub.clone()),
         client_id: Some(client),
@@ -99,11 +89,6 @@ pub(super) fn issue(args: &TokenIssueArgs) -> Exit {
     });
     println!("{out}");
     Exit::Ok
-}
-
-/// How refresh tokens are stored: their SHA-256, never the token.
-pub(crate) fn hash(token: &SecretToken) -> String {
-    mcp_guard_auth::token::issue::token_hash(token.expose())
 }
 
 pub(super) fn verify(args: &TokenVerifyArgs) -> Exit {
