@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod clients;
+pub mod endpoints;
 mod fingerprint;
 pub mod store;
 pub mod token;

@@ -49,7 +49,8 @@ const HS256_SECRET: [u8; 32] = [7u8; 32];
 
 /// The raw check a token's signature gets, with its key already in hand.
 enum Raw {
-    Hmac(hmac::Key),
+    /// Boxed: an aws-lc-rs HMAC key holds its precomputed state inline (over 1 KiB).
+    Hmac(Box<hmac::Key>),
     Public(&'static dyn VerificationAlgorithm, Vec<u8>),
 }
 
@@ -145,7 +146,7 @@ fn cases(now: i64) -> Vec<Case> {
     let rng = SystemRandom::new();
 
     let hs256 = SigningKey::hs256("hs256", &HS256_SECRET).expect("HS256 key");
-    let hs256_raw = Raw::Hmac(hmac::Key::new(hmac::HMAC_SHA256, &HS256_SECRET));
+    let hs256_raw = Raw::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &HS256_SECRET)));
 
     let es256_der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
         .expect("P-256 key")
