@@ -106,6 +106,8 @@ pub struct Config {
     pub store_path: Option<PathBuf>,
     /// Where audit lines go; `None` means standard error.
     pub audit_path: Option<PathBuf>,
+    /// Confidential OAuth clients (`[[clients]]`), secrets as argon2 hashes.
+    pub clients: Vec<mcp_guard_auth::clients::Client>,
     /// Warnings that do not stop a start (e.g. policies present in `rbac` mode).
     pub warnings: Vec<String>,
 }
@@ -426,6 +428,42 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         builder = builder.default_role(Some(r.get_ref().clone()));
     }
 
+    let mut clients = Vec::new();
+    for (i, c) in raw.clients.iter().enumerate() {
+        let key = format!("clients[{i}]");
+        if c.id.get_ref().is_empty()
+            || clients
+                .iter()
+                .any(|x: &mcp_guard_auth::clients::Client| x.id == *c.id.get_ref())
+        {
+            return Err(src.error(
+                c.id.span(),
+                format!("{key}.id"),
+                format!("empty or duplicate client id `{}`", c.id.get_ref()),
+            ));
+        }
+        if !mcp_guard_auth::clients::check_hash(c.secret_hash.get_ref()) {
+            // The value is not echoed: it might be a plaintext secret pasted by mistake.
+            let mut e = src.error(
+                c.secret_hash.span(),
+                format!("{key}.secret_hash"),
+                "not an argon2 PHC string",
+            );
+            e.help = Some("use `mcp-guard client add ID`, which stores only the hash and prints the secret once".into());
+            return Err(e);
+        }
+        for (j, r) in c.roles.iter().enumerate() {
+            known_role(r, &format!("{key}.roles[{j}]"))?;
+        }
+        clients.push(mcp_guard_auth::clients::Client {
+            id: c.id.get_ref().clone(),
+            secret_hash: c.secret_hash.get_ref().clone(),
+            roles: c.roles.iter().map(|r| r.get_ref().clone()).collect(),
+            scopes: c.scopes.clone(),
+            may_introspect: c.introspect,
+        });
+    }
+
     let mut warnings = Vec::new();
     let mut policy_count = 0;
     let mut policy_ids = std::collections::HashSet::new();
@@ -607,6 +645,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         server,
         store_path,
         audit_path,
+        clients,
         warnings,
     })
 }

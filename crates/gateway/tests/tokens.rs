@@ -260,3 +260,63 @@ fn config_check_validates_signing_keys() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn clients_are_added_with_a_hash_and_the_secret_shown_once() {
+    let dir = setup();
+    let d = dir.path();
+    let o = run(
+        d,
+        &[
+            "client", "add", "--config", "c.toml", "--role", "user", "--scope", "mcp:read", "svc",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let secret = out(&o);
+    assert_eq!(secret.len(), 43);
+    let file = std::fs::read_to_string(d.join("c.toml")).expect("config");
+    assert!(file.contains("secret_hash = \"$argon2id$"), "{file}");
+    assert!(
+        !file.contains(&secret),
+        "the secret itself is never written"
+    );
+    let o = run(d, &["client", "list", "--config", "c.toml", "--json"]);
+    let v: Value = serde_json::from_str(&out(&o)).expect("json");
+    assert_eq!(v["clients"][0]["id"], "svc");
+    assert!(!out(&o).contains("argon2"), "list shows no hashes");
+    assert_eq!(
+        code(&run(d, &["client", "add", "--config", "c.toml", "svc"])),
+        2,
+        "duplicate id"
+    );
+    assert_eq!(code(&run(d, &["config", "check", "--config", "c.toml"])), 0);
+    assert_eq!(
+        code(&run(d, &["client", "remove", "--config", "c.toml", "svc"])),
+        0
+    );
+    let o = run(d, &["client", "list", "--config", "c.toml", "--json"]);
+    assert_eq!(out(&o), r#"{"clients":[]}"#);
+    assert_eq!(
+        code(&run(d, &["client", "remove", "--config", "c.toml", "svc"])),
+        2
+    );
+}
+
+#[test]
+fn a_plaintext_client_secret_in_config_is_refused_without_echo() {
+    let dir = setup();
+    let d = dir.path();
+    std::fs::write(
+        d.join("p.toml"),
+        "[[clients]]\nid = \"svc\"\nsecret_hash = \"hunter2-plaintext\"\n",
+    )
+    .expect("write");
+    let o = run(d, &["config", "check", "--config", "p.toml"]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("p.toml:3:15: not an argon2 PHC string (key `clients[0].secret_hash`)"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -4,6 +4,7 @@
 #![expect(clippy::print_stdout, reason = "the CLI prints its answer on stdout")]
 
 mod check;
+mod client;
 mod config_check;
 mod keys;
 mod policy_test;
@@ -76,6 +77,51 @@ pub enum Command {
     /// The gateway's signing keys (kept in the state store).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Confidential OAuth clients in the configuration file.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+/// `mcp-guard client ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client: writes the argon2 hash of a new secret and prints the secret once.
+    Add(ClientAddArgs),
+    /// List the clients (never their secrets).
+    List(KeysArgs),
+    /// Remove a client.
+    Remove(ClientIdArgs),
+}
+
+/// Arguments of `mcp-guard client add`.
+#[derive(Debug, Args)]
+pub struct ClientAddArgs {
+    /// The configuration file to add it to (default: ./mcp-guard.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A role its client_credentials tokens carry (repeatable).
+    #[arg(long = "role", value_name = "R")]
+    pub roles: Vec<String>,
+    /// A scope it may request (repeatable).
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Vec<String>,
+    /// Allow it to call the introspection endpoint.
+    #[arg(long)]
+    pub introspect: bool,
+    /// The client id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+/// Arguments of `mcp-guard client remove`.
+#[derive(Debug, Args)]
+pub struct ClientIdArgs {
+    /// The configuration file (default: ./mcp-guard.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The client id.
+    #[arg(value_name = "ID")]
+    pub id: String,
 }
 
 /// `mcp-guard token ...`.
@@ -266,5 +312,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Token(TokenCommand::Verify(args)) => token::verify(&args),
         Command::Token(TokenCommand::Revoke(args)) => token::revoke(&args),
         Command::Keys(cmd) => keys::run(&cmd),
+        Command::Client(cmd) => client::run(&cmd),
     }
 }

@@ -24,6 +24,21 @@ pub(super) struct RawConfig {
     pub server: Option<RawServer>,
     pub store: Option<RawStore>,
     pub audit: Option<RawAudit>,
+    #[serde(default)]
+    pub clients: Vec<RawClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClient {
+    pub id: Spanned<String>,
+    pub secret_hash: Spanned<String>,
+    #[serde(default)]
+    pub roles: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub introspect: bool,
 }
 
 #[derive(Debug, Deserialize)]
