@@ -56,6 +56,34 @@ pub struct TokenSettings {
     pub max_token_bytes: usize,
 }
 
+/// A trusted external JWT issuer (`[[issuers]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalIssuer {
+    /// `iss`, compared exactly.
+    pub issuer: String,
+    /// `aud` must contain one of these (default: the public URL).
+    pub audiences: Vec<String>,
+    /// The algorithms accepted, explicitly; never `none`.
+    pub algorithms: Vec<String>,
+    /// Where its keys come from.
+    pub keys: IssuerKeys,
+    /// Where roles live in its claims.
+    pub roles_claim: String,
+    /// The `typ` header required, if any.
+    pub require_typ: Option<String>,
+}
+
+/// The verification keys of an external issuer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IssuerKeys {
+    /// A JWKS file (public keys only).
+    JwksFile(PathBuf),
+    /// One public key PEM, with an optional key id.
+    PublicKeyFile(PathBuf, Option<String>),
+    /// An HMAC secret in this environment variable.
+    SecretEnv(String),
+}
+
 /// Where the gateway is reached (used for token `iss`/`aud` defaults now, for serving later).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerSettings {
@@ -108,6 +136,8 @@ pub struct Config {
     pub audit_path: Option<PathBuf>,
     /// Confidential OAuth clients (`[[clients]]`), secrets as argon2 hashes.
     pub clients: Vec<mcp_guard_auth::clients::Client>,
+    /// Trusted external JWT issuers (`[[issuers]]`).
+    pub issuers: Vec<ExternalIssuer>,
     /// Warnings that do not stop a start (e.g. policies present in `rbac` mode).
     pub warnings: Vec<String>,
 }
@@ -621,6 +651,66 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         .as_ref()
         .and_then(|a| a.path.as_ref())
         .map(|p| relative(p.get_ref()));
+    let mut issuers = Vec::new();
+    for (i, x) in raw.issuers.iter().enumerate() {
+        let key = format!("issuers[{i}]");
+        if origin_of(x.issuer.get_ref()).is_none() && !x.issuer.get_ref().starts_with("urn:") {
+            return Err(src.error(
+                x.issuer.span(),
+                format!("{key}.issuer"),
+                format!("invalid issuer `{}`", x.issuer.get_ref()),
+            ));
+        }
+        if x.algorithms.get_ref().is_empty() {
+            let mut e = src.error(
+                x.algorithms.span(),
+                format!("{key}.algorithms"),
+                "list the algorithms this issuer signs with",
+            );
+            e.help = Some("e.g. `algorithms = [\"RS256\"]`; `none` is never accepted".into());
+            return Err(e);
+        }
+        for a in x.algorithms.get_ref() {
+            if mcp_guard_auth::token::parse_alg(a).is_none() {
+                let mut e = src.error(
+                    x.algorithms.span(),
+                    format!("{key}.algorithms"),
+                    format!("unknown or refused algorithm `{a}`"),
+                );
+                e.help =
+                    Some("HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA".into());
+                return Err(e);
+            }
+        }
+        let keys = match (&x.jwks_file, &x.public_key_file, &x.secret_env) {
+            (Some(f), None, None) => IssuerKeys::JwksFile(relative(f.get_ref())),
+            (None, Some(f), None) => {
+                IssuerKeys::PublicKeyFile(relative(f.get_ref()), x.kid.clone())
+            }
+            (None, None, Some(v)) => IssuerKeys::SecretEnv(v.clone()),
+            _ => {
+                let mut e = src.error(
+                    x.issuer.span(),
+                    key,
+                    "give exactly one of `jwks_file`, `public_key_file`, `secret_env`",
+                );
+                e.help = Some(
+                    "keys come only from configuration; remote JWKS fetching is not supported yet"
+                        .into(),
+                );
+                return Err(e);
+            }
+        };
+        issuers.push(ExternalIssuer {
+            issuer: x.issuer.get_ref().clone(),
+            audiences: x.audiences.clone(),
+            algorithms: x.algorithms.get_ref().clone(),
+            keys,
+            roles_claim: x.roles_claim.clone().unwrap_or_else(|| "roles".into()),
+            require_typ: x.require_typ.clone(),
+        });
+    }
+
     let session = match &raw.session {
         None => SessionSettings::default(),
         Some(s) => SessionSettings {
@@ -646,6 +736,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         store_path,
         audit_path,
         clients,
+        issuers,
         warnings,
     })
 }

@@ -10,10 +10,10 @@ use mcp_guard_auth::audit::{AuditEvent, AuditSink, JsonLines, rfc3339_millis};
 use mcp_guard_auth::store::{MemoryStore, SqliteStore, Store};
 use mcp_guard_auth::token::{
     Algorithm, IssuerPolicy, KeyRing, KeySet, SigningKey, TokenAuthenticator, TokenIssuer,
-    Verifier, parse_alg,
+    Verifier, VerifyKey, parse_alg,
 };
 
-use crate::config::Config;
+use crate::config::{Config, ExternalIssuer, IssuerKeys};
 
 /// The wall clock in Unix seconds, read at the edge.
 pub fn now_unix() -> i64 {
@@ -161,6 +161,63 @@ pub fn own_identity(config: &Config) -> (String, String) {
     )
 }
 
+/// The verification policy of a configured external issuer.
+pub fn external_policy(config: &Config, x: &ExternalIssuer) -> anyhow::Result<IssuerPolicy> {
+    let algorithms: Vec<Algorithm> = x
+        .algorithms
+        .iter()
+        .map(|a| parse_alg(a).with_context(|| format!("algorithm `{a}`")))
+        .collect::<anyhow::Result<_>>()?;
+    let single = (algorithms.len() == 1).then(|| algorithms[0]);
+    let keys = match &x.keys {
+        IssuerKeys::JwksFile(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading `{}`", path.display()))?;
+            KeySet::from_jwks_json(&text, single)
+                .with_context(|| format!("the JWKS in `{}`", path.display()))?
+        }
+        IssuerKeys::PublicKeyFile(path, kid) => {
+            let Some(alg) = single else {
+                bail!("`public_key_file` verifies one algorithm: list exactly one in `algorithms`");
+            };
+            let pem =
+                std::fs::read(path).with_context(|| format!("reading `{}`", path.display()))?;
+            let mut set = KeySet::new();
+            set.insert(
+                VerifyKey::from_public_pem(kid.clone(), alg, &pem)
+                    .with_context(|| format!("the key in `{}`", path.display()))?,
+            );
+            set
+        }
+        IssuerKeys::SecretEnv(var) => {
+            let Some(secret) = std::env::var_os(var) else {
+                bail!("the environment variable `{var}` is not set");
+            };
+            let mut set = KeySet::new();
+            for alg in &algorithms {
+                set.insert(
+                    VerifyKey::hmac(None, *alg, secret.as_encoded_bytes())
+                        .with_context(|| format!("the secret in `{var}`"))?,
+                );
+            }
+            set
+        }
+    };
+    Ok(IssuerPolicy {
+        issuer: x.issuer.clone(),
+        own: false,
+        audiences: if x.audiences.is_empty() {
+            vec![config.server.public_url.clone()]
+        } else {
+            x.audiences.clone()
+        },
+        algorithms,
+        keys,
+        required_typ: x.require_typ.clone(),
+        roles_claim: x.roles_claim.clone(),
+    })
+}
+
 /// Opens store, keys, issuer and verifier; makes a signing key when the store has none (as the
 /// first start does).
 pub fn open(config: &Config) -> anyhow::Result<Tokens> {
@@ -183,7 +240,13 @@ pub fn open(config: &Config) -> anyhow::Result<Tokens> {
         required_typ: Some("at+jwt".into()),
         roles_claim: "roles".into(),
     };
-    let verifier = Verifier::new(vec![own])
+    let mut policies = vec![own];
+    for x in &config.issuers {
+        policies.push(
+            external_policy(config, x).with_context(|| format!("trusted issuer `{}`", x.issuer))?,
+        );
+    }
+    let verifier = Verifier::new(policies)
         .leeway(config.token.leeway)
         .max_bytes(config.token.max_token_bytes);
     let authn = TokenAuthenticator::new(verifier, store.clone(), 10_000);

@@ -156,6 +156,112 @@ fn tokens_minted_by_node_libraries_verify_in_mcp_guard() {
     );
 }
 
+/// Tokens of an external issuer configured with `[[issuers]]`: a JWKS file (jose, EdDSA) and a
+/// public key file (jsonwebtoken, RS256 and ES256); HMAC with the published key is refused.
+#[test]
+fn external_issuers_from_jwks_and_public_key_files() {
+    let Some(js) = interop_dir() else { return };
+    let work = tempfile::tempdir().expect("temp dir");
+    let w = work.path();
+    let o = node(&js, &["keys.mjs", w.to_str().expect("utf-8 path")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ext = "https://idp.example";
+    let cfg = "[server]\npublic_url = \"https://gw.example/mcp\"\n[store]\npath = \":memory:\"\n[audit]\npath = \"audit.jsonl\"\n\
+[[issuers]]\nissuer = \"https://idp.example\"\nalgorithms = [\"EdDSA\"]\njwks_file = \"EdDSA.jwks.json\"\n\
+[[issuers]]\nissuer = \"https://rs.example\"\nalgorithms = [\"RS256\"]\npublic_key_file = \"RS256.pub.pem\"\nkid = \"RS256\"\n\
+[[issuers]]\nissuer = \"https://ec.example\"\nalgorithms = [\"ES256\"]\npublic_key_file = \"ES256.pub.pem\"\nkid = \"ES256\"\n";
+    std::fs::write(w.join("ext.toml"), cfg).expect("write config");
+    for (alg, iss) in [
+        ("EdDSA", ext),
+        ("RS256", "https://rs.example"),
+        ("ES256", "https://ec.example"),
+    ] {
+        let pem = w.join(format!("{alg}.pem"));
+        let o = node(
+            &js,
+            &[
+                "mint.mjs",
+                alg,
+                pem.to_str().expect("path"),
+                alg,
+                iss,
+                AUD,
+                "ext-user",
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let token = String::from_utf8(o.stdout).expect("token");
+        let o = guard(
+            w,
+            &["token", "verify", "--config", "ext.toml", "--json", &token],
+        );
+        assert!(o.status.success(), "{alg} from {iss} refused: {}", text(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(
+            (v["issuer"].as_str(), v["subject"].as_str()),
+            (Some(iss), Some("ext-user"))
+        );
+        // Signed by the right key but claiming another configured issuer: refused.
+        let other = if iss == ext {
+            "https://rs.example"
+        } else {
+            ext
+        };
+        let o = node(
+            &js,
+            &[
+                "mint.mjs",
+                alg,
+                pem.to_str().expect("path"),
+                alg,
+                other,
+                AUD,
+                "ext-user",
+            ],
+        );
+        let token = String::from_utf8(o.stdout).expect("token");
+        let o = guard(
+            w,
+            &["token", "verify", "--config", "ext.toml", "--json", &token],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{alg} token accepted under the wrong issuer"
+        );
+    }
+    // HS256 "signed" with the published RSA public key: refused by the allow-list.
+    let o = Command::new("node")
+        .args([
+            "mint.mjs",
+            "HS256",
+            "PUBKEY",
+            "RS256",
+            "https://rs.example",
+            AUD,
+            "mallory",
+        ])
+        .current_dir(&js)
+        .env(
+            "PUBKEY",
+            std::fs::read_to_string(w.join("RS256.pub.pem")).expect("pem"),
+        )
+        .output()
+        .expect("node runs");
+    assert!(o.status.success(), "{}", text(&o));
+    let token = String::from_utf8(o.stdout).expect("token");
+    let o = guard(
+        w,
+        &["token", "verify", "--config", "ext.toml", "--json", &token],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("alg_not_allowed"),
+        "{}",
+        text(&o)
+    );
+}
+
 #[test]
 fn tokens_mcp_guard_mints_verify_in_node_libraries() {
     let Some(js) = interop_dir() else { return };

@@ -209,6 +209,21 @@ impl KeySet {
         }
     }
 
+    /// The keys of a JWKS document. A key without `alg` takes `fallback` (the issuer's one
+    /// algorithm); `oct` keys are refused, since a published symmetric key is no secret.
+    pub fn from_jwks_json(text: &str, fallback: Option<Algorithm>) -> Result<Self, KeyError> {
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(text).map_err(|e| KeyError::Invalid {
+                alg: "JWKS",
+                why: e.to_string(),
+            })?;
+        let mut keys = KeySet::new();
+        for jwk in &set.keys {
+            keys.insert(VerifyKey::from_jwk(jwk, fallback)?);
+        }
+        Ok(keys)
+    }
+
     /// How many keys it holds.
     pub fn len(&self) -> usize {
         self.by_kid.len() + self.without_kid.len()

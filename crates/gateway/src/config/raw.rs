@@ -26,6 +26,23 @@ pub(super) struct RawConfig {
     pub audit: Option<RawAudit>,
     #[serde(default)]
     pub clients: Vec<RawClient>,
+    #[serde(default)]
+    pub issuers: Vec<RawIssuer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIssuer {
+    pub issuer: Spanned<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    pub algorithms: Spanned<Vec<String>>,
+    pub jwks_file: Option<Spanned<String>>,
+    pub public_key_file: Option<Spanned<String>>,
+    pub kid: Option<String>,
+    pub secret_env: Option<String>,
+    pub roles_claim: Option<String>,
+    pub require_typ: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
