@@ -71,6 +71,49 @@ pub struct VerifyKey {
     kid: Option<String>,
     alg: Algorithm,
     key: DecodingKey,
+    /// The key prepared once for aws-lc-rs, so a verification neither rebuilds an HMAC key nor
+    /// re-parses a public key. `None` only for key forms it cannot take (RSA from `n`/`e`).
+    prepared: Option<Prepared>,
+}
+
+#[derive(Clone)]
+enum Prepared {
+    Hmac(Box<aws_lc_rs::hmac::Key>),
+    Public(aws_lc_rs::signature::ParsedPublicKey),
+}
+
+fn prepare(alg: Algorithm, key: &DecodingKey) -> Option<Prepared> {
+    use aws_lc_rs::{hmac, signature as sig};
+    let bytes = key.try_get_as_bytes().ok()?;
+    let public = |v: &'static dyn sig::VerificationAlgorithm| {
+        sig::ParsedPublicKey::new(v, bytes)
+            .ok()
+            .map(Prepared::Public)
+    };
+    match alg {
+        Algorithm::HS256 => Some(Prepared::Hmac(Box::new(hmac::Key::new(
+            hmac::HMAC_SHA256,
+            bytes,
+        )))),
+        Algorithm::HS384 => Some(Prepared::Hmac(Box::new(hmac::Key::new(
+            hmac::HMAC_SHA384,
+            bytes,
+        )))),
+        Algorithm::HS512 => Some(Prepared::Hmac(Box::new(hmac::Key::new(
+            hmac::HMAC_SHA512,
+            bytes,
+        )))),
+        Algorithm::ES256 => public(&sig::ECDSA_P256_SHA256_FIXED),
+        Algorithm::ES384 => public(&sig::ECDSA_P384_SHA384_FIXED),
+        Algorithm::EdDSA => public(&sig::ED25519),
+        Algorithm::RS256 => public(&sig::RSA_PKCS1_2048_8192_SHA256),
+        Algorithm::RS384 => public(&sig::RSA_PKCS1_2048_8192_SHA384),
+        Algorithm::RS512 => public(&sig::RSA_PKCS1_2048_8192_SHA512),
+        Algorithm::PS256 => public(&sig::RSA_PSS_2048_8192_SHA256),
+        Algorithm::PS384 => public(&sig::RSA_PSS_2048_8192_SHA384),
+        Algorithm::PS512 => public(&sig::RSA_PSS_2048_8192_SHA512),
+        _ => None,
+    }
 }
 
 impl fmt::Debug for VerifyKey {
@@ -91,10 +134,12 @@ impl VerifyKey {
         if secret.len() < MIN_HMAC_SECRET {
             return Err(KeyError::ShortSecret(secret.len()));
         }
+        let key = DecodingKey::from_secret(secret);
         Ok(VerifyKey {
             kid,
             alg,
-            key: DecodingKey::from_secret(secret),
+            prepared: prepare(alg, &key),
+            key,
         })
     }
 
@@ -121,7 +166,12 @@ impl VerifyKey {
             Algorithm::EdDSA => DecodingKey::from_ed_pem(pem).map_err(invalid)?,
             _ => return Err(KeyError::Unsupported(alg_name(alg))),
         };
-        Ok(VerifyKey { kid, alg, key })
+        Ok(VerifyKey {
+            kid,
+            alg,
+            prepared: prepare(alg, &key),
+            key,
+        })
     }
 
     /// A public key from a JWK; the JWK's `alg` (or `fallback`) fixes the algorithm.
@@ -149,6 +199,7 @@ impl VerifyKey {
         Ok(VerifyKey {
             kid: jwk.common.key_id.clone(),
             alg,
+            prepared: prepare(alg, &key),
             key,
         })
     }
@@ -163,8 +214,19 @@ impl VerifyKey {
         self.alg
     }
 
-    pub(crate) fn decoding_key(&self) -> &DecodingKey {
-        &self.key
+    /// Checks `signature` (base64url) over `message`.
+    pub(crate) fn verify_signature(&self, message: &[u8], signature_b64: &str) -> bool {
+        let Some(prepared) = &self.prepared else {
+            return jsonwebtoken::crypto::verify(signature_b64, message, &self.key, self.alg)
+                .unwrap_or(false);
+        };
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(signature_b64) else {
+            return false;
+        };
+        match prepared {
+            Prepared::Hmac(key) => aws_lc_rs::hmac::verify(key, message, &signature).is_ok(),
+            Prepared::Public(key) => key.verify_sig(message, &signature).is_ok(),
+        }
     }
 }
 
@@ -367,6 +429,7 @@ impl SigningKey {
             verify: VerifyKey {
                 kid: Some(kid.clone()),
                 alg,
+                prepared: prepare(alg, &public),
                 key: public,
             },
             kid,
@@ -475,6 +538,38 @@ mod tests {
             assert_eq!((v.alg(), v.kid()), (alg, Some(k.kid())));
         }
         assert!(SigningKey::generate(Algorithm::HS256).is_err());
+    }
+
+    #[test]
+    fn prepared_keys_verify_real_signatures_and_nothing_else() {
+        let msg = b"header.payload";
+        let mut keys: Vec<(EncodingKey, VerifyKey)> = Vec::new();
+        for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::ES384] {
+            let k = SigningKey::generate(alg).unwrap();
+            assert!(k.verify_key().prepared.is_some(), "{alg:?} is prepared");
+            keys.push((k.encoding_key().clone(), k.verify_key().clone()));
+        }
+        for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            let secret = [5u8; 64];
+            let v = VerifyKey::hmac(None, alg, &secret).unwrap();
+            assert!(v.prepared.is_some());
+            keys.push((EncodingKey::from_secret(&secret), v));
+        }
+        for (enc, v) in &keys {
+            let sig = jsonwebtoken::crypto::sign(msg, enc, v.alg()).unwrap();
+            assert!(v.verify_signature(msg, &sig), "{:?}", v.alg());
+            assert!(
+                !v.verify_signature(b"header.payloaD", &sig),
+                "{:?}",
+                v.alg()
+            );
+            assert!(
+                !v.verify_signature(msg, &format!("{sig}A")),
+                "{:?}",
+                v.alg()
+            );
+            assert!(!v.verify_signature(msg, "%%%"), "{:?}", v.alg());
+        }
     }
 
     #[test]
