@@ -11,6 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use mcp_guard_core::{AuthMethod, Principal};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::keys::{KeyLookup, KeySet, alg_name, parse_alg};
@@ -211,11 +212,13 @@ impl Verifier {
         if h64.is_empty() || p64.is_empty() {
             return Err(TokenError::Malformed("an empty part"));
         }
-        let header = decode_object(h64, "header")?;
-        let alg_text = header
-            .get("alg")
-            .and_then(Value::as_str)
-            .ok_or(TokenError::BadJson("header"))?;
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(h64)
+            .map_err(|_| TokenError::BadBase64("header"))?;
+        // A typed parse: a repeated `alg`, `kid` or `typ` is an error, other members are ignored.
+        let header: JoseHeader<'_> =
+            serde_json::from_slice(&header_bytes).map_err(|_| TokenError::BadJson("header"))?;
+        let alg_text: &str = &header.alg;
         // Checked before the empty signature, so an unsigned token is reported as what it is.
         if alg_text.eq_ignore_ascii_case("none") {
             return Err(TokenError::AlgNone);
@@ -223,12 +226,17 @@ impl Verifier {
         if s64.is_empty() {
             return Err(TokenError::Malformed("an empty signature"));
         }
-        if header.contains_key("crit") {
+        if header.crit {
             return Err(TokenError::CritHeader);
         }
-        for h in ["jku", "x5u", "jwk", "x5c"] {
-            if header.contains_key(h) {
-                return Err(TokenError::KeyInHeader(h));
+        for (present, name) in [
+            (header.jku, "jku"),
+            (header.x5u, "x5u"),
+            (header.jwk, "jwk"),
+            (header.x5c, "x5c"),
+        ] {
+            if present {
+                return Err(TokenError::KeyInHeader(name));
             }
         }
         let claims = decode_object(p64, "payload")?;
@@ -244,11 +252,7 @@ impl Verifier {
         let alg = parse_alg(alg_text)
             .filter(|a| policy.algorithms.contains(a))
             .ok_or_else(|| TokenError::AlgNotAllowed(alg_text.chars().take(16).collect()))?;
-        let kid = match header.get("kid") {
-            None => None,
-            Some(Value::String(k)) => Some(k.as_str()),
-            Some(_) => return Err(TokenError::BadJson("header")),
-        };
+        let kid = header.kid.as_deref();
         let key = policy.keys.find(kid, alg).map_err(|e| match e {
             KeyLookup::UnknownKid => TokenError::UnknownKid,
             KeyLookup::MissingKid => TokenError::MissingKid,
@@ -291,10 +295,7 @@ impl Verifier {
                 }) => {}
             Some(_) => return Err(TokenError::WrongAudience),
         }
-        let typ = header
-            .get("typ")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let typ = header.typ.as_deref().unwrap_or_default();
         let typ = typ.strip_prefix("application/").unwrap_or(typ);
         let is_refresh = claims.get("type").and_then(Value::as_str) == Some("refresh")
             || typ.eq_ignore_ascii_case("refresh+jwt");
@@ -321,6 +322,32 @@ impl Verifier {
             claims,
         })
     }
+}
+
+/// The JOSE header members mcp-guard reads or refuses.
+#[derive(serde::Deserialize)]
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    kid: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typ: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+    #[serde(default, deserialize_with = "present")]
+    jku: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5u: bool,
+    #[serde(default, deserialize_with = "present")]
+    jwk: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5c: bool,
+}
+
+/// `true` whenever the member is there, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
