@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::audit::{AuditEvent, AuditSink, rfc3339_millis};
 use crate::clients::{Client, ClientRegistry};
 use crate::store::Store;
-use crate::token::{GrantError, Grants, TokenAuthenticator, TokenError, TokenIssuer};
+use crate::token::{GrantError, Grants, TokenAuthenticator, TokenIssuer};
 
 /// The client address, put into request extensions by whoever accepts the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -434,21 +434,9 @@ async fn revoke(
     };
     let now = (server.clock)() / 1000;
     let verifier = server.authn.verifier();
-    let (verified, family) = match verifier.verify(token, now) {
-        Ok(v) => (v, None),
-        Err(TokenError::RefreshAsAccess) => match verifier.verify_refresh(token, now) {
-            Ok(v) => {
-                let fam = v
-                    .claims
-                    .get("fam")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                (v, fam)
-            }
-            // RFC 7009 section 2.2: an invalid token is answered 200.
-            Err(_) => return no_store(StatusCode::OK.into_response()),
-        },
-        Err(_) => return no_store(StatusCode::OK.into_response()),
+    // RFC 7009 section 2.2: an invalid token is answered 200.
+    let Ok((verified, family)) = verifier.verify_any(token, now) else {
+        return no_store(StatusCode::OK.into_response());
     };
     // A client revokes only its own tokens; others get the same 200 and nothing happens.
     if verified.principal.client_id.as_deref() != Some(client.id.as_str()) {

@@ -199,6 +199,28 @@ impl Verifier {
         self.check(token, now, Use::Refresh)
     }
 
+    /// Verifies an access or a refresh token of this gateway, as revocation needs: the token and,
+    /// for a refresh token, the family it belongs to.
+    pub fn verify_any(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(VerifiedToken, Option<String>), TokenError> {
+        match self.verify(token, now) {
+            Ok(v) => Ok((v, None)),
+            Err(TokenError::RefreshAsAccess) => {
+                let v = self.verify_refresh(token, now)?;
+                let family = v
+                    .claims
+                    .get("fam")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                Ok((v, family))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn check(&self, token: &str, now: i64, usage: Use) -> Result<VerifiedToken, TokenError> {
         if token.len() > self.max_bytes {
             return Err(TokenError::Oversized(self.max_bytes));

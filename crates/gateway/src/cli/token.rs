@@ -144,19 +144,8 @@ pub(super) fn revoke(args: &TokenRevokeArgs) -> Exit {
     let now = now_unix();
     let verifier = t.authn.verifier();
     // A refresh token revokes its whole family; an access token its `jti`.
-    let (verified, family) = match verifier.verify(token, now) {
-        Ok(v) => (v, None),
-        Err(TokenError::RefreshAsAccess) => match verifier.verify_refresh(token, now) {
-            Ok(v) => {
-                let fam = v
-                    .claims
-                    .get("fam")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                (v, fam)
-            }
-            Err(e) => return invalid(&e),
-        },
+    let (verified, family) = match verifier.verify_any(token, now) {
+        Ok(v) => v,
         Err(TokenError::Expired) => {
             println!("already expired: nothing to revoke");
             return Exit::Ok;
