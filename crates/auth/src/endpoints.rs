@@ -308,6 +308,30 @@ async fn authenticate_client(
     }
 }
 
+/// A form request from an authenticated client.
+struct ClientRequest {
+    client: Client,
+    params: HashMap<String, String>,
+    resources: Vec<String>,
+}
+
+/// Parses the form and authenticates the client: the first steps of every POST endpoint.
+async fn client_request(
+    server: &Arc<AuthServer>,
+    addr: Option<axum::Extension<ClientAddr>>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<ClientRequest, Refusal> {
+    let (params, resources) = parse_form(body)?;
+    let addr = client_addr(addr.as_ref().map(|a| &a.0));
+    let client = authenticate_client(server, headers, &params, &addr).await?;
+    Ok(ClientRequest {
+        client,
+        params,
+        resources,
+    })
+}
+
 fn grants(server: &AuthServer) -> Grants<'_> {
     Grants {
         issuer: &server.issuer,
@@ -326,13 +350,12 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (params, resources) = match parse_form(&body) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let addr = client_addr(addr.as_ref().map(|a| &a.0));
-    let client = match authenticate_client(&server, &headers, &params, &addr).await {
-        Ok(c) => c,
+    let ClientRequest {
+        client,
+        params,
+        resources,
+    } = match client_request(&server, addr, &headers, &body).await {
+        Ok(r) => r,
         Err(r) => return *r,
     };
     if resources.len() > 1 {
@@ -416,15 +439,11 @@ async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (params, _) = match parse_form(&body) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let addr = client_addr(addr.as_ref().map(|a| &a.0));
-    let client = match authenticate_client(&server, &headers, &params, &addr).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+    let ClientRequest { client, params, .. } =
+        match client_request(&server, addr, &headers, &body).await {
+            Ok(r) => r,
+            Err(r) => return *r,
+        };
     let Some(token) = params.get("token") else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -484,15 +503,11 @@ async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (params, _) = match parse_form(&body) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let addr = client_addr(addr.as_ref().map(|a| &a.0));
-    let client = match authenticate_client(&server, &headers, &params, &addr).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+    let ClientRequest { client, params, .. } =
+        match client_request(&server, addr, &headers, &body).await {
+            Ok(r) => r,
+            Err(r) => return *r,
+        };
     if !client.may_introspect {
         return oauth_error(
             StatusCode::FORBIDDEN,
