@@ -144,21 +144,7 @@ pub(crate) fn decide(config: &Config, input: &RequestInput) -> Result<Outcome, S
     if let Some(c) = &input.catalog {
         ctx = ctx.with_tools(c);
     }
-    let mut decision = authorizer.explain(&subject, &operation, &ctx);
-    if input.catalog.is_none()
-        && decision.notes.iter().all(|n| !n.contains("annotations"))
-        && !decision.is_allow()
-    {
-        let uses_annotations = decision
-            .permission
-            .as_ref()
-            .is_some_and(|p| p.domain == "tools");
-        if uses_annotations {
-            decision.notes.push(
-                "no --annotations given: tool groups defined by annotations match nothing".into(),
-            );
-        }
-    }
+    let decision = authorizer.explain(&subject, &operation, &ctx);
     let listing = match (&operation, &input.catalog) {
         (Operation::List(ListKind::Tools), Some(catalog)) => {
             let mut visible = Vec::new();
