@@ -438,6 +438,16 @@ impl Authorizer {
         &self.role_names
     }
 
+    /// The scopes `scope_map` defines, in config order.
+    pub fn scope_names(&self) -> &[String] {
+        &self.scope_names
+    }
+
+    /// Whether deciding a `tools/call` may need the upstream's tool annotations.
+    pub fn needs_tool_catalog(&self) -> bool {
+        self.groups.use_annotations()
+    }
+
     /// How many grant patterns (roles and scopes) are indexed.
     pub fn grant_count(&self) -> usize {
         self.grants.len()
@@ -543,6 +553,22 @@ impl Authorizer {
     ) -> (Decision, Option<Permitted<Message>>) {
         let decision = self.decide(subject, &message.operation, ctx);
         let permitted = decision.is_allow().then_some(Permitted { inner: message });
+        (decision, permitted)
+    }
+
+    /// Like [`Authorizer::permit`], keeping the bytes the message was classified from beside it,
+    /// so a forwarder that sends the original bytes takes them only from a permitted pair.
+    pub fn permit_with<B>(
+        &self,
+        subject: &Subject,
+        message: Message,
+        bytes: B,
+        ctx: &Context<'_>,
+    ) -> (Decision, Option<Permitted<(Message, B)>>) {
+        let decision = self.decide(subject, &message.operation, ctx);
+        let permitted = decision.is_allow().then_some(Permitted {
+            inner: (message, bytes),
+        });
         (decision, permitted)
     }
 

@@ -171,6 +171,11 @@ impl Groups {
         self.prompts.insert(name.into(), set);
     }
 
+    /// Whether some tool group is defined by the upstream's annotations.
+    pub fn use_annotations(&self) -> bool {
+        self.tools.values().any(ToolGroup::uses_annotations)
+    }
+
     /// Whether a group of that name exists in `domain` (`*`: in any domain).
     pub fn defines(&self, domain: &str, name: &str) -> bool {
         match domain {

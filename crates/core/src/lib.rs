@@ -32,7 +32,10 @@ pub use decision::{
 };
 pub use index::PatternIndex;
 pub use json::{StrictJsonError, parse_strict};
-pub use message::{Classified, ClassifyOptions, Message, MessageKind, RpcError, classify};
+pub use message::{
+    BatchItem, Classified, ClassifyOptions, Message, MessageKind, RequestId, RpcError, classify,
+    codes,
+};
 pub use operation::{CompletionRef, ListKind, Operation, Permission, TaskMethod};
 pub use pattern::{Pattern, PatternError};
 pub use principal::{AuthMethod, Principal};

@@ -47,7 +47,8 @@ pub enum RequestId {
 }
 
 impl RequestId {
-    fn from_value(v: &Value) -> Option<Self> {
+    /// Reads an id from JSON: a string or an integer, nothing else.
+    pub fn from_value(v: &Value) -> Option<Self> {
         match v {
             Value::String(s) => Some(RequestId::String(s.clone())),
             Value::Number(n) => n.as_i64().map(RequestId::Number),

@@ -5,6 +5,12 @@
 //! keys, client secrets) are read from files or the environment, never from this file.
 
 mod raw;
+mod serving;
+
+pub use serving::{
+    HttpUpstream, SELF_COMMAND, ServerSettings, SessionSettings, StdioUpstream, TlsFiles, Upstream,
+    demo_upstream, host_of, resolve_command, strip_port,
+};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -84,35 +90,6 @@ pub enum IssuerKeys {
     SecretEnv(String),
 }
 
-/// Where the gateway is reached (used for token `iss`/`aud` defaults now, for serving later).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerSettings {
-    /// The canonical resource URL, e.g. `https://mcp.example.com/mcp`; never derived from `Host`.
-    pub public_url: String,
-    /// Its origin, `scheme://host[:port]`: the default issuer of the gateway's tokens.
-    pub base_url: String,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        ServerSettings {
-            public_url: "http://127.0.0.1:8080/mcp".into(),
-            base_url: "http://127.0.0.1:8080".into(),
-        }
-    }
-}
-
-/// Session settings (the seed's `session` section); used by the gateway.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionSettings {
-    /// Idle timeout.
-    pub timeout: Duration,
-    /// The most live sessions; the least recently active is evicted beyond it.
-    pub max_sessions: usize,
-    /// How often expired sessions are swept.
-    pub cleanup_interval: Duration,
-}
-
 /// A loaded, checked configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -128,8 +105,10 @@ pub struct Config {
     pub token: TokenSettings,
     /// Session settings.
     pub session: SessionSettings,
-    /// Public URL.
+    /// Where and how the gateway listens.
     pub server: ServerSettings,
+    /// The MCP server behind the gateway.
+    pub upstream: Upstream,
     /// The state store file; `None` keeps state in memory (lost at exit).
     pub store_path: Option<PathBuf>,
     /// Where audit lines go; `None` means standard error.
@@ -621,26 +600,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         );
         return Err(e);
     }
-    let server = match raw.server.as_ref().and_then(|s| s.public_url.as_ref()) {
-        None => ServerSettings::default(),
-        Some(u) => {
-            match origin_of(u.get_ref()) {
-                Some(base_url) => ServerSettings {
-                    public_url: u.get_ref().clone(),
-                    base_url,
-                },
-                None => {
-                    let mut e = src.error(
-                        u.span(),
-                        "server.public_url",
-                        format!("invalid URL `{}`", u.get_ref()),
-                    );
-                    e.help = Some("an absolute http or https URL with a host, e.g. `https://mcp.example.com/mcp`".into());
-                    return Err(e);
-                }
-            }
-        }
-    };
+    let server = serving::server(src, raw.server.as_ref(), &relative)?;
     let store_path = match raw.store.as_ref().and_then(|s| s.path.as_ref()) {
         None => Some(relative("mcp-guard.db")),
         Some(p) if p.get_ref() == ":memory:" => None,
@@ -711,19 +671,13 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         });
     }
 
-    let session = match &raw.session {
-        None => SessionSettings::default(),
-        Some(s) => SessionSettings {
-            timeout: duration(src, s.timeout.as_ref(), "session.timeout", 30 * 60)?,
-            max_sessions: s.max_sessions.unwrap_or(1000),
-            cleanup_interval: duration(
-                src,
-                s.cleanup_interval.as_ref(),
-                "session.cleanup_interval",
-                5 * 60,
-            )?,
-        },
-    };
+    let session = serving::session(src, raw.session.as_ref())?;
+    let mut gateway_secrets = vec![token.secret_env.as_str()];
+    gateway_secrets.extend(issuers.iter().filter_map(|x| match &x.keys {
+        IssuerKeys::SecretEnv(v) => Some(v.as_str()),
+        _ => None,
+    }));
+    let upstream = serving::upstream(src, raw.upstream.as_ref(), &relative, &gateway_secrets)?;
 
     Ok(Config {
         source: src.name.clone(),
@@ -733,6 +687,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         token,
         session,
         server,
+        upstream,
         store_path,
         audit_path,
         clients,
@@ -753,16 +708,6 @@ impl Default for TokenSettings {
             private_key_file: None,
             leeway: Duration::from_secs(30),
             max_token_bytes: 8 * 1024,
-        }
-    }
-}
-
-impl Default for SessionSettings {
-    fn default() -> Self {
-        SessionSettings {
-            timeout: Duration::from_secs(30 * 60),
-            max_sessions: 1000,
-            cleanup_interval: Duration::from_secs(5 * 60),
         }
     }
 }

@@ -6,9 +6,11 @@
 mod check;
 mod client;
 mod config_check;
+mod demo;
 mod keys;
 mod policy_test;
 mod request;
+mod serve;
 mod token;
 
 use std::path::PathBuf;
@@ -62,6 +64,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gateway: authenticated, authorized MCP over streamable HTTP in front of the
+    /// configured upstream (the bundled demo server by default).
+    Serve(ServeArgs),
+    /// Run the bundled demo MCP server (what the default configuration puts behind the gateway).
+    #[command(subcommand)]
+    Demo(DemoCommand),
     /// Decide one request as the gateway would, and explain why.
     #[command(after_help = EXIT_CODES)]
     Check(Box<CheckArgs>),
@@ -80,6 +88,39 @@ pub enum Command {
     /// Confidential OAuth clients in the configuration file.
     #[command(subcommand)]
     Client(ClientCommand),
+}
+
+/// Arguments of `mcp-guard serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file (default: ./mcp-guard.toml, else the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen here instead of `server.bind`, e.g. `127.0.0.1:0` for any free port.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<std::net::SocketAddr>,
+}
+
+/// `mcp-guard demo ...`.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Serve one MCP session on stdin and stdout (logs on stderr).
+    Stdio,
+    /// Serve MCP over streamable HTTP at `/mcp`, one session per `initialize`.
+    Http(DemoHttpArgs),
+}
+
+/// Arguments of `mcp-guard demo http`.
+#[derive(Debug, Args)]
+pub struct DemoHttpArgs {
+    /// Address to listen on. Port 0 picks a free port; the address in use is printed on stderr
+    /// as `mcp-guard demo: listening on http://ADDR/mcp`.
+    #[arg(long, default_value = "127.0.0.1:8001", value_name = "ADDR")]
+    pub bind: std::net::SocketAddr,
+    /// Also accept requests whose `Host` header is HOST. Loopback names are always accepted;
+    /// any other `Host` gets 403 (a guard against DNS rebinding).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
 }
 
 /// `mcp-guard client ...`.
@@ -305,6 +346,8 @@ pub struct ConfigCheckArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Exit {
     match cli.command {
+        Command::Serve(args) => serve::run(&args),
+        Command::Demo(cmd) => demo::run(cmd),
         Command::Check(args) => check::run(&args),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(&args),
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&args),

@@ -22,6 +22,7 @@ pub(super) struct RawConfig {
     pub token: Option<RawToken>,
     pub session: Option<RawSession>,
     pub server: Option<RawServer>,
+    pub upstream: Option<RawUpstream>,
     pub store: Option<RawStore>,
     pub audit: Option<RawAudit>,
     #[serde(default)]
@@ -62,6 +63,35 @@ pub(super) struct RawClient {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
     pub public_url: Option<Spanned<String>>,
+    pub bind: Option<Spanned<String>>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
+    pub max_body_bytes: Option<usize>,
+    pub max_batch: Option<usize>,
+    pub request_timeout: Option<Spanned<String>>,
+    pub max_concurrent_requests: Option<usize>,
+    pub tls_cert_file: Option<Spanned<String>>,
+    pub tls_key_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    pub command: Option<Spanned<String>>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    #[serde(default)]
+    pub env_from: IndexMap<String, String>,
+    pub inherit_env: Option<Vec<Spanned<String>>>,
+    pub max_children: Option<usize>,
+    pub pool_per_principal: Option<usize>,
+    pub url: Option<Spanned<String>>,
+    pub bearer_token_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +228,9 @@ pub(super) struct RawToken {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSession {
     pub timeout: Option<Spanned<String>>,
+    pub max_lifetime: Option<Spanned<String>>,
     pub max_sessions: Option<usize>,
+    pub max_per_principal: Option<usize>,
     pub cleanup_interval: Option<Spanned<String>>,
+    pub queue_capacity: Option<usize>,
 }

@@ -1,0 +1,226 @@
+//! What every request meets before MCP: Host and Origin checks, the client address, bearer
+//! authentication, and the 401/403 challenges of DESIGN.md section 8.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mcp_guard_auth::Fingerprint;
+use mcp_guard_auth::audit::AuditEvent;
+use mcp_guard_auth::endpoints::ClientAddr;
+use mcp_guard_auth::token::{AuthnError, VerifiedToken, bearer_token};
+use mcp_guard_core::Subject;
+use serde_json::{Value, json};
+
+use super::sessions::Owner;
+use super::{Gateway, Refusal};
+use crate::config::{ServerSettings, strip_port};
+use crate::tokens::{event, now_unix};
+
+/// An authenticated caller.
+pub struct Caller {
+    /// The verified token.
+    pub token: Arc<VerifiedToken>,
+    /// Roles and grants resolved for it.
+    pub subject: Subject,
+    /// Whose sessions it may use.
+    pub owner: Owner,
+    /// A short hash of the credential, for the audit log.
+    pub credential: Fingerprint,
+}
+
+/// Refuses requests whose `Host` or `Origin` is not allowed (DNS rebinding): 403, no body.
+pub async fn host_and_origin(
+    State(gw): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let server = &gw.config.server;
+    let host_ok = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| strip_port(h).to_ascii_lowercase())
+        .is_some_and(|h| server.allowed_hosts.contains(&h));
+    // HTTP/1.1 requires Host; a request without one is refused like a bad one.
+    if !host_ok {
+        tracing::debug!("request refused: Host not allowed");
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|o| {
+            server
+                .allowed_origins
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(o))
+        });
+        if !allowed {
+            tracing::debug!("request refused: Origin not allowed");
+            return StatusCode::FORBIDDEN.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The client's address: the socket peer, or the last untrusted hop of `X-Forwarded-For` when
+/// the peer is a trusted proxy.
+pub fn client_ip(
+    server: &ServerSettings,
+    peer: Option<&ClientAddr>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer = peer?.0;
+    if !server.trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !server.trusted_proxies.contains(ip))
+            .unwrap_or(peer),
+    )
+}
+
+/// Authenticates the request's bearer token; the error is the finished 401 or 503 response.
+pub fn authenticate(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+) -> Result<Caller, Refusal> {
+    let values = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    let token = match bearer_token(values) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(Box::new(gw.unauthorized(None))),
+        Err(e) => {
+            gw.audit_authn_failure(None, &e.to_string(), ip);
+            return Err(Box::new(gw.unauthorized(Some("invalid_token"))));
+        }
+    };
+    let credential = Fingerprint::of(token.as_bytes());
+    match gw.auth.authn.authenticate(token, now_unix()) {
+        Ok(verified) => {
+            let principal = verified.principal.clone();
+            let owner = Owner {
+                issuer: principal.issuer.clone(),
+                subject: principal.subject.clone(),
+                client_id: principal.client_id.clone(),
+            };
+            let subject = gw.config.authorizer.resolve(principal);
+            Ok(Caller {
+                token: verified,
+                subject,
+                owner,
+                credential,
+            })
+        }
+        Err(AuthnError::Token(e)) => {
+            gw.audit_authn_failure(Some(&credential), &e.to_string(), ip);
+            Err(Box::new(gw.unauthorized(Some("invalid_token"))))
+        }
+        Err(e) => {
+            tracing::error!("cannot check the token: {e}");
+            Err(Box::new(unavailable("the state store is unreachable")))
+        }
+    }
+}
+
+/// 503 with -31503: the gateway cannot decide, so it does not allow.
+pub fn unavailable(why: &str) -> Response {
+    json_rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        mcp_guard_core::codes::UNAVAILABLE,
+        &format!("Service unavailable: {why}"),
+    )
+}
+
+/// A JSON-RPC error response with an HTTP status.
+pub fn json_rpc_error(status: StatusCode, id: Option<Value>, code: i32, message: &str) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": id.unwrap_or(Value::Null), "error": {"code": code, "message": message}});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+impl Gateway {
+    /// `resource_metadata="..."` plus optional parts, for `WWW-Authenticate`.
+    pub fn challenge(&self, error: Option<&str>, scope: Option<&str>) -> HeaderValue {
+        let mut v = String::from("Bearer ");
+        if let Some(e) = error {
+            v.push_str(&format!("error=\"{e}\", "));
+        }
+        v.push_str(&format!(
+            "resource_metadata=\"{}\"",
+            self.resource_metadata_url
+        ));
+        if let Some(s) = scope.filter(|s| !s.is_empty()) {
+            v.push_str(&format!(", scope=\"{s}\""));
+        }
+        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+    }
+
+    /// 401: no credential (a plain challenge) or an invalid one (`error="invalid_token"`).
+    pub fn unauthorized(&self, error: Option<&str>) -> Response {
+        let scope = self.challenge_scope.as_str();
+        let mut response = json_rpc_error(
+            StatusCode::UNAUTHORIZED,
+            None,
+            mcp_guard_core::codes::INVALID_REQUEST,
+            match error {
+                None => "Unauthorized: a bearer token is required",
+                Some(_) => "Unauthorized: the bearer token is not valid",
+            },
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, self.challenge(error, Some(scope)));
+        response
+    }
+
+    fn audit_authn_failure(
+        &self,
+        credential: Option<&Fingerprint>,
+        reason: &str,
+        ip: Option<IpAddr>,
+    ) {
+        let mut e: AuditEvent = event("authn_failed");
+        e.outcome = Some("fail");
+        e.credential = credential.map(|c| c.as_str().to_owned());
+        e.reason = Some(reason.to_owned());
+        e.client_ip = ip.map(|i| i.to_string());
+        self.audit.record(&e);
+    }
+}
+
+/// The Protected Resource Metadata document (RFC 9728).
+pub async fn resource_metadata(State(gw): State<Arc<Gateway>>) -> Response {
+    let mut r = axum::Json(gw.resource_metadata.clone()).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    r
+}
+
+/// An empty 404 for unknown paths.
+pub async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Body::empty()).into_response()
+}

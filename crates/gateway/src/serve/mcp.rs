@@ -1,0 +1,791 @@
+//! The streamable-HTTP MCP endpoint: POST (JSON or SSE answers), GET (the session's stream) and
+//! DELETE, with every message authenticated, authorized and audited (DESIGN.md sections 2, 8, 9).
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use mcp_guard_auth::audit::AuditEvent;
+use mcp_guard_auth::endpoints::ClientAddr;
+use mcp_guard_core::{
+    BatchItem, Classified, ClassifyOptions, Context, Decision, Environment, ListKind, Message,
+    MessageKind, Operation, Permitted, ProvidedAttributes, RequestId, SessionFacts, ToolCatalog,
+    classify, codes,
+};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::link::{Link, LinkError};
+use super::front::{Caller, authenticate, client_ip, json_rpc_error};
+use super::session::{Pending, Session, short};
+use super::{Gateway, Refusal};
+use crate::config::DenyMode;
+use crate::tokens::{event, now_unix};
+
+/// The protocol revisions the gateway speaks.
+pub const SUPPORTED_PROTOCOLS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const PROTOCOL_HEADER: &str = "mcp-protocol-version";
+
+/// Everything one request needs besides the gateway.
+struct Exchange {
+    caller: Caller,
+    ip: Option<IpAddr>,
+    user_agent: Option<String>,
+    wants_sse: bool,
+}
+
+impl Exchange {
+    fn environment(&self) -> Environment {
+        Environment {
+            now_unix: Some(now_unix()),
+            client_ip: self.ip.map(|i| i.to_string()),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+/// POST: one message or a batch from the client.
+pub async fn post(
+    State(gw): State<Arc<Gateway>>,
+    peer: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ip = client_ip(&gw.config.server, peer.as_deref(), &headers);
+    let caller = match authenticate(&gw, &headers, ip) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    if let Some(r) = check_protocol_header(&headers) {
+        return r;
+    }
+    let session = match session_of(&gw, &headers, &caller) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let x = Exchange {
+        caller,
+        ip,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        wants_sse: accept.contains("text/event-stream"),
+    };
+    let allow_batch = session
+        .as_ref()
+        .and_then(|s| s.protocol())
+        .is_some_and(|p| p == "2025-03-26");
+    let options = ClassifyOptions {
+        allow_batch,
+        max_batch: gw.config.server.max_batch,
+    };
+    match classify(&body, options) {
+        Classified::Single(Err(e)) => json_rpc_error(
+            StatusCode::BAD_REQUEST,
+            e.id.as_ref().map(RequestId::to_value),
+            e.code,
+            &e.message,
+        ),
+        Classified::Single(Ok(message)) => single(&gw, x, session, message, body).await,
+        Classified::Batch(items) => match session {
+            Some(s) => batch(&gw, &x, &s, items).await,
+            None => session_required(),
+        },
+    }
+}
+
+fn check_protocol_header(headers: &HeaderMap) -> Option<Response> {
+    let v = headers.get(PROTOCOL_HEADER)?;
+    if v.to_str().is_ok_and(|v| SUPPORTED_PROTOCOLS.contains(&v)) {
+        return None;
+    }
+    Some(json_rpc_error(
+        StatusCode::BAD_REQUEST,
+        None,
+        codes::INVALID_REQUEST,
+        &format!(
+            "Bad Request: unsupported MCP-Protocol-Version (supported: {})",
+            SUPPORTED_PROTOCOLS.join(", ")
+        ),
+    ))
+}
+
+/// The caller's session named by `Mcp-Session-Id`; 404 when unknown or not the caller's.
+fn session_of(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    caller: &Caller,
+) -> Result<Option<Arc<Session>>, Refusal> {
+    let Some(id) = headers.get(SESSION_HEADER) else {
+        return Ok(None);
+    };
+    let id = id.to_str().unwrap_or("");
+    gw.find_session(id, &caller.owner)
+        .map(Some)
+        .ok_or_else(|| Box::new(session_not_found()))
+}
+
+fn session_not_found() -> Response {
+    json_rpc_error(
+        StatusCode::NOT_FOUND,
+        None,
+        codes::INVALID_REQUEST,
+        "Session not found",
+    )
+}
+
+fn session_required() -> Response {
+    json_rpc_error(
+        StatusCode::BAD_REQUEST,
+        None,
+        codes::INVALID_REQUEST,
+        "Bad Request: Mcp-Session-Id header is required",
+    )
+}
+
+fn upstream_failed(id: Option<&RequestId>, status: StatusCode) -> Response {
+    json_rpc_error(
+        status,
+        id.map(RequestId::to_value),
+        codes::UPSTREAM_FAILED,
+        "Upstream failed: the MCP server is not available",
+    )
+}
+
+async fn single(
+    gw: &Arc<Gateway>,
+    x: Exchange,
+    session: Option<Arc<Session>>,
+    message: Message,
+    body: Bytes,
+) -> Response {
+    let is_initialize = message.method.as_deref() == Some("initialize");
+    let (session, created) = match session {
+        Some(s) => (s, false),
+        None if is_initialize && message.kind == MessageKind::Request => {
+            match gw.open_session(&x.caller.owner) {
+                Ok(s) => (s, true),
+                Err(r) => return *r,
+            }
+        }
+        None => return session_required(),
+    };
+    let id = message.id.clone();
+    let (decision, permitted) = authorize(gw, &x, &session, message, body).await;
+    let Some(permitted) = permitted else {
+        if created {
+            gw.close_session(&session.id);
+        }
+        return denied(gw, &decision, id.as_ref());
+    };
+    let link = match session.link(gw.config.server.request_timeout).await {
+        Ok(l) => l,
+        Err(_) => {
+            if created {
+                gw.close_session(&session.id);
+            }
+            return upstream_failed(permitted.get().0.id.as_ref(), StatusCode::BAD_GATEWAY);
+        }
+    };
+    let kind = permitted.get().0.kind;
+    if kind != MessageKind::Request {
+        return match forward_one_way(&session, &link, permitted).await {
+            Ok(()) => StatusCode::ACCEPTED.into_response(),
+            Err(_) => upstream_failed(None, StatusCode::BAD_GATEWAY),
+        };
+    }
+    let mut response = request(gw, x, session.clone(), link, permitted).await;
+    if created {
+        if session.protocol().is_some() {
+            if let Ok(v) = HeaderValue::from_str(&session.id) {
+                response.headers_mut().insert(SESSION_HEADER, v);
+            }
+        } else {
+            gw.close_session(&session.id);
+        }
+    }
+    response
+}
+
+/// Decides one message and records the decision.
+async fn authorize(
+    gw: &Arc<Gateway>,
+    x: &Exchange,
+    session: &Arc<Session>,
+    message: Message,
+    bytes: Bytes,
+) -> (Decision, Option<Permitted<(Message, Bytes)>>) {
+    let environment = x.environment();
+    let attributes = ProvidedAttributes::new();
+    let catalog: Option<Arc<ToolCatalog>> = match &message.operation {
+        Operation::CallTool { .. } if gw.config.authorizer.needs_tool_catalog() => {
+            session.tools(gw.config.server.request_timeout).await
+        }
+        _ => None,
+    };
+    let facts = SessionFacts {
+        task_owned: None,
+        response_outstanding: match (message.kind, &message.id) {
+            (MessageKind::Response, Some(id)) => Some(session.is_outstanding(id)),
+            (MessageKind::Response, None) => Some(false),
+            _ => None,
+        },
+    };
+    let mut ctx = Context::new(&environment, &attributes).with_session(facts);
+    if let Some(c) = &catalog {
+        ctx = ctx.with_tools(c);
+    }
+    let audit = decision_event(x, session, &message);
+    let (decision, permitted) =
+        gw.config
+            .authorizer
+            .permit_with(&x.caller.subject, message, bytes, &ctx);
+    if !matches!(decision.reason, mcp_guard_core::Reason::ListFiltered) {
+        gw.record_decision(audit, &decision);
+    }
+    (decision, permitted)
+}
+
+fn decision_event(x: &Exchange, session: &Session, message: &Message) -> AuditEvent {
+    let p = x.caller.subject.principal();
+    let mut e = event("decision");
+    e.issuer = p.issuer.clone();
+    e.subject = Some(p.subject.clone());
+    e.client_id = p.client_id.clone();
+    e.auth_method = Some(p.auth_method.as_str());
+    e.credential = Some(x.caller.credential.as_str().to_owned());
+    e.method = message.method.clone().or_else(|| Some("(response)".into()));
+    e.target = target_of(&message.operation);
+    e.request_id = message.id.as_ref().map(|i| i.to_value().to_string());
+    e.session = Some(short(&session.id).to_owned());
+    e.client_ip = x.ip.map(|i| i.to_string());
+    e
+}
+
+fn target_of(op: &Operation) -> Option<String> {
+    match op {
+        Operation::CallTool { name, .. } | Operation::GetPrompt { name, .. } => {
+            Some(name.to_string())
+        }
+        Operation::ReadResource { uri, .. } => Some(uri.to_string()),
+        Operation::Task { task_id, .. } => Some(task_id.to_string()),
+        _ => None,
+    }
+}
+
+/// The answer to a denied message that stands alone: 403 with a challenge naming the scopes that
+/// would grant it, or the hidden-item error.
+fn denied(gw: &Gateway, decision: &Decision, id: Option<&RequestId>) -> Response {
+    let (code, message) = denial_error(gw, decision);
+    let id = id.map(RequestId::to_value);
+    if code == codes::INVALID_PARAMS {
+        // Hidden: answered as the upstream answers an unknown name.
+        return json_rpc_error(StatusCode::OK, id, code, &message);
+    }
+    let scopes = decision
+        .permission
+        .as_ref()
+        .map(|p| {
+            let env = Environment::default();
+            let attrs = ProvidedAttributes::new();
+            gw.config
+                .authorizer
+                .scopes_granting(p, &Context::new(&env, &attrs))
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let mut r = json_rpc_error(StatusCode::FORBIDDEN, id, code, &message);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        gw.challenge(Some("insufficient_scope"), Some(&scopes)),
+    );
+    r
+}
+
+/// The JSON-RPC error for a denial: -31003 naming the permission, or -32602 when hiding.
+fn denial_error(gw: &Gateway, decision: &Decision) -> (i32, String) {
+    if gw.config.deny_mode == DenyMode::Hide
+        && let Some(p) = &decision.permission
+    {
+        let what = match p.domain {
+            "tools" => Some("tool"),
+            "prompts" => Some("prompt"),
+            "resources" => Some("resource"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            return (
+                codes::INVALID_PARAMS,
+                format!("Unknown {what}: {}", p.target),
+            );
+        }
+    }
+    let message = match &decision.permission {
+        Some(p) => format!("Forbidden: missing permission {p}"),
+        None => format!("Forbidden: {}", decision.explain()),
+    };
+    (codes::FORBIDDEN, message)
+}
+
+async fn forward_one_way(
+    session: &Session,
+    link: &Arc<Link>,
+    permitted: Permitted<(Message, Bytes)>,
+) -> Result<(), LinkError> {
+    let (message, bytes) = permitted.into_inner();
+    match message.kind {
+        MessageKind::Response => {
+            if let Some(id) = &message.id {
+                session.take_outstanding(id);
+            }
+        }
+        _ if message.method.as_deref() == Some("notifications/initialized") => {
+            session.mark_initialized();
+        }
+        _ => {}
+    }
+    link.send(&bytes).await
+}
+
+/// Stops waiting for a request when dropped: forgets it and, unless the upstream already
+/// answered, tells the upstream the client went away.
+struct InFlight {
+    session: Arc<Session>,
+    link: Arc<Link>,
+    id: RequestId,
+    pending: Option<Pending>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(p) = &self.pending {
+            self.session.end(p);
+        }
+        if self.link.forget(&self.id) {
+            let cancel = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": self.id.to_value(), "reason": "the client went away"}});
+            let link = self.link.clone();
+            tokio::spawn(async move {
+                let _ = link.send(cancel.to_string().as_bytes()).await;
+            });
+        }
+    }
+}
+
+/// Forwards one request and answers with its response: as JSON, or as an SSE stream once the
+/// upstream sends messages of its own before the response.
+async fn request(
+    gw: &Arc<Gateway>,
+    x: Exchange,
+    session: Arc<Session>,
+    link: Arc<Link>,
+    permitted: Permitted<(Message, Bytes)>,
+) -> Response {
+    let (message, bytes) = permitted.into_inner();
+    let Some(id) = message.id.clone() else {
+        return upstream_failed(None, StatusCode::BAD_GATEWAY);
+    };
+    let pending = match session.begin(&link, id.clone(), progress_token(&bytes)) {
+        Ok(p) => p,
+        Err(LinkError::InFlight) => {
+            return json_rpc_error(
+                StatusCode::BAD_REQUEST,
+                Some(id.to_value()),
+                codes::INVALID_REQUEST,
+                "Invalid Request: a request with this id is already in flight",
+            );
+        }
+        Err(LinkError::Dead) => return upstream_failed(Some(&id), StatusCode::BAD_GATEWAY),
+    };
+    let mut flight = InFlight {
+        session: session.clone(),
+        link: link.clone(),
+        id: id.clone(),
+        pending: Some(pending),
+    };
+    if link.send(&bytes).await.is_err() {
+        return upstream_failed(Some(&id), StatusCode::BAD_GATEWAY);
+    }
+    let deadline = Instant::now() + gw.config.server.request_timeout;
+    let first = {
+        let Some(p) = flight.pending.as_mut() else {
+            return upstream_failed(Some(&id), StatusCode::BAD_GATEWAY);
+        };
+        tokio::select! {
+            reply = &mut p.reply => First::Reply(reply.ok()),
+            Some(event) = p.events.recv(), if x.wants_sse => First::Event(event),
+            () = tokio::time::sleep_until(deadline) => First::Timeout,
+        }
+    };
+    match first {
+        First::Reply(Some(line)) => {
+            let line = finish_reply(gw, &x, &session, &message, &bytes, line);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                line,
+            )
+                .into_response()
+        }
+        First::Reply(None) => upstream_failed(Some(&id), StatusCode::BAD_GATEWAY),
+        First::Timeout => json_rpc_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            Some(id.to_value()),
+            codes::UPSTREAM_TIMEOUT,
+            "Upstream timeout",
+        ),
+        First::Event(event) => {
+            let (tx, rx) = mpsc::channel::<Bytes>(16);
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                if tx.send(sse_frame(&event)).await.is_err() {
+                    return;
+                }
+                let Some(mut p) = flight.pending.take() else {
+                    return;
+                };
+                let last = loop {
+                    tokio::select! {
+                        reply = &mut p.reply => break match reply {
+                            Ok(line) => finish_reply(&gw, &x, &session, &message, &bytes, line),
+                            Err(_) => error_line(&id, codes::UPSTREAM_FAILED, "Upstream failed: the MCP server is not available"),
+                        },
+                        Some(event) = p.events.recv() => {
+                            if tx.send(sse_frame(&event)).await.is_err() {
+                                session.end(&p);
+                                return;
+                            }
+                        }
+                        () = tokio::time::sleep_until(deadline) => break error_line(&id, codes::UPSTREAM_TIMEOUT, "Upstream timeout"),
+                    }
+                };
+                session.end(&p);
+                let _ = tx.send(sse_frame(&last)).await;
+            });
+            sse_response(rx)
+        }
+    }
+}
+
+enum First {
+    Reply(Option<Bytes>),
+    Event(Bytes),
+    Timeout,
+}
+
+fn error_line(id: &RequestId, code: i32, message: &str) -> Bytes {
+    Bytes::from(
+        serde_json::json!({"jsonrpc": "2.0", "id": id.to_value(), "error": {"code": code, "message": message}})
+            .to_string(),
+    )
+}
+
+/// `params._meta.progressToken` of a request, to route its progress notifications.
+fn progress_token(bytes: &[u8]) -> Option<Value> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        params: Option<Params>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(rename = "_meta")]
+        meta: Option<Meta>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "progressToken")]
+        progress_token: Option<Value>,
+    }
+    serde_json::from_slice::<Probe>(bytes)
+        .ok()?
+        .params?
+        .meta?
+        .progress_token
+}
+
+/// The response line as the client gets it: list results filtered, everything else unchanged.
+fn finish_reply(
+    gw: &Gateway,
+    x: &Exchange,
+    session: &Arc<Session>,
+    message: &Message,
+    request: &Bytes,
+    line: Bytes,
+) -> Bytes {
+    if message.method.as_deref() == Some("initialize") {
+        note_initialize(session, message, request, &line);
+        return line;
+    }
+    let Operation::List(kind) = message.operation else {
+        return line;
+    };
+    let Ok(mut reply) = serde_json::from_slice::<Value>(&line) else {
+        return line;
+    };
+    let Some(result) = reply.get_mut("result") else {
+        return line;
+    };
+    if kind == ListKind::Tools {
+        session.learn_tools(result, !has_cursor(request));
+    }
+    let environment = x.environment();
+    let attributes = ProvidedAttributes::new();
+    let ctx = Context::new(&environment, &attributes);
+    let counts = gw
+        .config
+        .authorizer
+        .filter_list(&x.caller.subject, kind, result, &ctx);
+    let mut e = decision_event(x, session, message);
+    e.event = "list";
+    e.outcome = Some("allow");
+    e.shown = Some(counts.shown);
+    e.hidden = Some(counts.hidden);
+    gw.audit.record(&e);
+    Bytes::from(reply.to_string())
+}
+
+/// Remembers a successful `initialize` (its protocol revision, and the request to replay to a
+/// replacement child).
+fn note_initialize(session: &Session, message: &Message, request: &Bytes, line: &[u8]) {
+    let Ok(reply) = serde_json::from_slice::<Value>(line) else {
+        return;
+    };
+    let Some(result) = reply.get("result") else {
+        return;
+    };
+    let protocol = result
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let (Some(id), Some(protocol)) = (message.id.clone(), protocol) {
+        session.initialized_with(id, request.clone(), protocol);
+    }
+}
+
+/// Whether a list request asked for a later page (`params.cursor`).
+fn has_cursor(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        params: Option<Params>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        cursor: Option<Value>,
+    }
+    serde_json::from_slice::<Probe>(bytes)
+        .ok()
+        .and_then(|p| p.params)
+        .is_some_and(|p| p.cursor.is_some())
+}
+
+fn sse_frame(json: &[u8]) -> Bytes {
+    let mut frame = Vec::with_capacity(json.len() + 22);
+    frame.extend_from_slice(b"event: message\ndata: ");
+    frame.extend_from_slice(json);
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
+}
+
+fn sse_response(rx: mpsc::Receiver<Bytes>) -> Response {
+    let body = stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// A batch (2025-03-26): each element decided alone; denials become errors in the answer array.
+async fn batch(
+    gw: &Arc<Gateway>,
+    x: &Exchange,
+    session: &Arc<Session>,
+    items: Vec<BatchItem>,
+) -> Response {
+    let link = match session.link(gw.config.server.request_timeout).await {
+        Ok(l) => l,
+        Err(_) => return upstream_failed(None, StatusCode::BAD_GATEWAY),
+    };
+    let mut answers: Vec<Bytes> = Vec::new();
+    let mut waits = Vec::new();
+    for item in items {
+        let message = match item.message {
+            Ok(m) => m,
+            Err(e) => {
+                answers.push(Bytes::from(e.to_response().to_string()));
+                continue;
+            }
+        };
+        let raw = Bytes::from(item.raw.into_string());
+        // A denied notification or response gets no answer, as JSON-RPC has none for it.
+        let denied_id = (message.kind == MessageKind::Request)
+            .then(|| message.id.clone())
+            .flatten();
+        let (decision, permitted) = authorize(gw, x, session, message, raw).await;
+        let Some(permitted) = permitted else {
+            if let Some(id) = &denied_id {
+                let (code, text) = denial_error(gw, &decision);
+                answers.push(error_line(id, code, &text));
+            }
+            continue;
+        };
+        if permitted.get().0.kind != MessageKind::Request {
+            if forward_one_way(session, &link, permitted).await.is_err() {
+                return upstream_failed(None, StatusCode::BAD_GATEWAY);
+            }
+            continue;
+        }
+        let (message, bytes) = permitted.into_inner();
+        let Some(id) = message.id.clone() else {
+            continue;
+        };
+        match link.expect(id.clone()) {
+            Ok(rx) => {
+                if link.send(&bytes).await.is_err() {
+                    answers.push(error_line(&id, codes::UPSTREAM_FAILED, "Upstream failed"));
+                    continue;
+                }
+                waits.push((message, bytes, id, rx));
+            }
+            Err(_) => answers.push(error_line(
+                &id,
+                codes::INVALID_REQUEST,
+                "Invalid Request: a request with this id is already in flight",
+            )),
+        }
+    }
+    let deadline = Instant::now() + gw.config.server.request_timeout;
+    for (message, bytes, id, rx) in waits {
+        let line = match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(line)) => finish_reply(gw, x, session, &message, &bytes, line),
+            Ok(Err(_)) => error_line(&id, codes::UPSTREAM_FAILED, "Upstream failed"),
+            Err(_) => {
+                link.forget(&id);
+                error_line(&id, codes::UPSTREAM_TIMEOUT, "Upstream timeout")
+            }
+        };
+        answers.push(line);
+    }
+    if answers.is_empty() {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let mut body = Vec::new();
+    body.push(b'[');
+    for (i, a) in answers.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(a);
+    }
+    body.push(b']');
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// GET: the session's stream of server-to-client messages; ends when the token expires or is
+/// revoked, or the session closes.
+pub async fn get(
+    State(gw): State<Arc<Gateway>>,
+    peer: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+) -> Response {
+    let ip = client_ip(&gw.config.server, peer.as_deref(), &headers);
+    let caller = match authenticate(&gw, &headers, ip) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let session = match session_of(&gw, &headers, &caller) {
+        Ok(Some(s)) => s,
+        Ok(None) => return session_required(),
+        Err(r) => return *r,
+    };
+    let accepts_sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    if !accepts_sse {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            "Accept must include text/event-stream",
+        )
+            .into_response();
+    }
+    let mut messages = session.open_stream();
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let token = caller.token.clone();
+    let store = gw.auth.store.clone();
+    tokio::spawn(async move {
+        let expires_in = u64::try_from(token.exp.saturating_sub(now_unix())).unwrap_or(0);
+        let expiry = tokio::time::sleep(Duration::from_secs(expires_in));
+        tokio::pin!(expiry);
+        let mut recheck = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                m = messages.recv() => match m {
+                    Some(m) => if tx.send(sse_frame(&m)).await.is_err() { break },
+                    None => break,
+                },
+                () = &mut expiry => {
+                    tracing::info!(session = %short(&session.id), "stream closed: its token expired");
+                    break;
+                }
+                _ = recheck.tick() => {
+                    let revoked = token.jti.as_deref().is_some_and(|j| store.is_revoked(j).unwrap_or(true));
+                    if revoked {
+                        tracing::info!(session = %short(&session.id), "stream closed: its token was revoked");
+                        break;
+                    }
+                    // A comment line keeps proxies from closing an idle stream.
+                    if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() { break }
+                }
+            }
+        }
+    });
+    sse_response(rx)
+}
+
+/// DELETE: ends the session and its upstream process.
+pub async fn delete(
+    State(gw): State<Arc<Gateway>>,
+    peer: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+) -> Response {
+    let ip = client_ip(&gw.config.server, peer.as_deref(), &headers);
+    let caller = match authenticate(&gw, &headers, ip) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    match session_of(&gw, &headers, &caller) {
+        Ok(Some(s)) => {
+            gw.close_session(&s.id);
+            StatusCode::OK.into_response()
+        }
+        Ok(None) => session_required(),
+        Err(r) => *r,
+    }
+}

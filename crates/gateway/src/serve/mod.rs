@@ -1,0 +1,401 @@
+//! `mcp-guard serve`: the gateway (DESIGN.md sections 1, 2, 8, 9). Streamable HTTP in front,
+//! plain or TLS; a stdio child per session behind; every request authenticated, every message
+//! authorized, every list filtered, every decision audited.
+
+mod front;
+mod link;
+mod mcp;
+mod session;
+pub mod sessions;
+mod upstream_http;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use mcp_guard_auth::audit::{AuditEvent, AuditSink};
+use mcp_guard_auth::clients::ClientRegistry;
+use mcp_guard_auth::endpoints::{self, AuthServer, ClientAddr, Throttle};
+use mcp_guard_auth::token::issue::random_id;
+use mcp_guard_core::Decision;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, Upstream};
+use link::Connector;
+use upstream_http::HttpUpstreamClient;
+use crate::tokens::{self, KeySource};
+use session::Session;
+use sessions::{Limits, Miss, Owner, SessionTable};
+
+pub use mcp::SUPPORTED_PROTOCOLS;
+
+/// A finished error response, boxed because it is large and rare.
+type Refusal = Box<axum::response::Response>;
+
+/// The running gateway's shared state.
+pub struct Gateway {
+    /// The configuration it serves.
+    pub config: Arc<Config>,
+    /// Token endpoints, verifier and store.
+    pub auth: Arc<AuthServer>,
+    /// Audit events.
+    pub audit: Arc<dyn AuditSink>,
+    sessions: Mutex<SessionTable<Arc<Session>>>,
+    children: Arc<AtomicUsize>,
+    max_children: usize,
+    upstream: Arc<Connector>,
+    resource_metadata: Value,
+    resource_metadata_url: String,
+    challenge_scope: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Gateway {
+    /// Opens the store, keys, clients and audit sink and prepares the routes' state.
+    pub fn new(config: Config) -> anyhow::Result<Arc<Self>> {
+        let audit = tokens::open_audit(&config)?;
+        Self::with_audit(config, audit)
+    }
+
+    /// Like [`Gateway::new`], with audit events going to `audit`.
+    pub fn with_audit(config: Config, audit: Arc<dyn AuditSink>) -> anyhow::Result<Arc<Self>> {
+        let children = Arc::new(AtomicUsize::new(0));
+        let (upstream, max_children) = match &config.upstream {
+            Upstream::Stdio(s) => (
+                Connector::Stdio((**s).clone(), children.clone()),
+                s.max_children,
+            ),
+            Upstream::Http(h) => (
+                Connector::Http(Arc::new(HttpUpstreamClient::new(h)?)),
+                usize::MAX,
+            ),
+        };
+        let t = tokens::open(&config)?;
+        let jwks = match &t.keys {
+            KeySource::Store(ring) => ring.jwks(),
+            KeySource::Config(k) => mcp_guard_auth::token::keys::jwks([&**k]),
+        };
+        let clients =
+            ClientRegistry::new(config.clients.clone()).context("the configured clients")?;
+        let issuer_url = t.issuer.issuer().to_owned();
+        let auth = Arc::new(AuthServer {
+            issuer: t.issuer,
+            authn: t.authn,
+            store: t.store,
+            audit: audit.clone(),
+            clients,
+            jwks,
+            base_url: config.server.base_url.clone(),
+            clock: Arc::new(tokens::now_millis),
+            throttle: Throttle::new(std::time::Duration::from_secs(60), 10, 100),
+        });
+        let server = &config.server;
+        let path = if server.path == "/" {
+            ""
+        } else {
+            server.path.as_str()
+        };
+        let resource_metadata_url = format!(
+            "{}/.well-known/oauth-protected-resource{path}",
+            server.base_url
+        );
+        let mut authorization_servers = vec![if crate::config::origin_of(&issuer_url).is_some() {
+            issuer_url
+        } else {
+            server.base_url.clone()
+        }];
+        authorization_servers.extend(config.issuers.iter().map(|i| i.issuer.clone()));
+        let scopes = config.authorizer.scope_names().to_vec();
+        let resource_metadata = json!({
+            "resource": server.public_url,
+            "authorization_servers": authorization_servers,
+            "scopes_supported": scopes,
+            "bearer_methods_supported": ["header"],
+            "resource_name": "mcp-guard",
+        });
+        let s = &config.session;
+        let limits = Limits {
+            idle: s.timeout,
+            lifetime: s.max_lifetime,
+            max_sessions: s.max_sessions,
+            max_per_owner: s.max_per_principal,
+        };
+        Ok(Arc::new(Gateway {
+            challenge_scope: scopes.join(" "),
+            config: Arc::new(config),
+            auth,
+            audit,
+            sessions: Mutex::new(SessionTable::new(limits)),
+            children,
+            max_children,
+            upstream: Arc::new(upstream),
+            resource_metadata,
+            resource_metadata_url,
+        }))
+    }
+
+    /// The routes: MCP at the public URL's path, the protected resource metadata, the token
+    /// endpoints.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let server = &self.config.server;
+        let path = if server.path == "/" {
+            ""
+        } else {
+            server.path.as_str()
+        };
+        let mcp = Router::new()
+            .route(
+                &server.path,
+                axum::routing::post(mcp::post)
+                    .get(mcp::get)
+                    .delete(mcp::delete),
+            )
+            .layer(DefaultBodyLimit::max(server.max_body_bytes))
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                server.max_concurrent_requests,
+            ));
+        let mut router = mcp.route(
+            "/.well-known/oauth-protected-resource",
+            get(front::resource_metadata),
+        );
+        if !path.is_empty() {
+            router = router.route(
+                &format!("/.well-known/oauth-protected-resource{path}"),
+                get(front::resource_metadata),
+            );
+        }
+        router
+            .fallback(front::not_found)
+            .with_state(self.clone())
+            .merge(endpoints::router(self.auth.clone()))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                front::host_and_origin,
+            ))
+    }
+
+    /// Opens a session for `owner`, closing what the caps evict.
+    fn open_session(&self, owner: &Owner) -> Result<Arc<Session>, Refusal> {
+        let id: Arc<str> = match random_id() {
+            Ok(id) => id.into(),
+            Err(_) => {
+                return Err(Box::new(front::unavailable(
+                    "no randomness for a session id",
+                )));
+            }
+        };
+        // Children are capped apart from sessions: make room by ending the least active.
+        while self.children.load(Ordering::SeqCst) >= self.max_children {
+            let evicted = lock(&self.sessions).evict_least_active();
+            match evicted {
+                Some(s) => s.close(),
+                None => break,
+            }
+        }
+        let session = Session::new(
+            id.clone(),
+            self.upstream.clone(),
+            self.config.session.queue_capacity,
+        );
+        let evicted =
+            lock(&self.sessions).insert(id, owner.clone(), session.clone(), Instant::now());
+        for s in evicted {
+            tracing::info!(session = %session::short(&s.id), "session evicted");
+            s.close();
+        }
+        Ok(session)
+    }
+
+    /// The caller's live session `id`.
+    fn find_session(&self, id: &str, owner: &Owner) -> Option<Arc<Session>> {
+        let found = lock(&self.sessions).touch(id, owner, Instant::now());
+        match found {
+            Ok(s) => Some(s),
+            Err(Miss::Expired(s)) => {
+                s.close();
+                None
+            }
+            Err(Miss::NotOwner) => {
+                tracing::warn!(session = %session::short(id), "a session id was presented by a principal that does not own it");
+                None
+            }
+            Err(Miss::Unknown) => None,
+        }
+    }
+
+    /// Removes and closes a session.
+    fn close_session(&self, id: &str) {
+        let removed = lock(&self.sessions).remove(id);
+        if let Some(s) = removed {
+            s.close();
+        }
+    }
+
+    /// Closes expired sessions.
+    fn sweep(&self) {
+        let gone = lock(&self.sessions).sweep(Instant::now());
+        for s in gone {
+            s.close();
+        }
+    }
+
+    /// Closes every session (shutdown).
+    fn close_all(&self) {
+        let all = lock(&self.sessions).drain();
+        for s in all {
+            s.close();
+        }
+    }
+
+    /// How many upstream child processes are alive.
+    pub fn children(&self) -> usize {
+        self.children.load(Ordering::SeqCst)
+    }
+
+    fn record_decision(&self, mut e: AuditEvent, d: &Decision) {
+        e.outcome = Some(d.verdict.as_str());
+        e.permission = d.permission.as_ref().map(ToString::to_string);
+        e.reason = Some(d.explain());
+        e.reason_kind = Some(d.reason.kind());
+        self.audit.record(&e);
+    }
+}
+
+/// Runs the gateway until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let bind = config.server.bind;
+    let tls = match &config.server.tls {
+        Some(files) => Some(tls_acceptor(&files.cert_file, &files.key_file)?),
+        None => None,
+    };
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let gw = Gateway::new(config)?;
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        address = %local,
+        public_url = %gw.config.server.public_url,
+        tls = tls.is_some(),
+        "mcp-guard listening"
+    );
+    let router = gw.router();
+    let sweeper = {
+        let gw = gw.clone();
+        let every = gw.config.session.cleanup_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                gw.sweep();
+            }
+        })
+    };
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, peer)) = accepted else { continue };
+                serve_connection(tcp, peer, tls.clone(), router.clone());
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down: closing sessions and upstream processes");
+    sweeper.abort();
+    gw.close_all();
+    // Give the child watchers a moment to reap.
+    for _ in 0..50 {
+        if gw.children() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+) {
+    use hyper_util::rt::TokioIo;
+    use tower::ServiceExt as _;
+    let _ = tcp.set_nodelay(true);
+    tokio::spawn(async move {
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ClientAddr(peer.ip()));
+                router.clone().oneshot(request)
+            },
+        );
+        let http = hyper::server::conn::http1::Builder::new();
+        let result = match tls {
+            Some(acceptor) => match acceptor.accept(tcp).await {
+                Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+                Err(e) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+            },
+            None => http.serve_connection(TokioIo::new(tcp), service).await,
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, "connection ended: {e}");
+        }
+    });
+}
+
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading TLS certificates from `{}`", cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing TLS certificates in `{}`", cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("`{}` holds no certificate", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the TLS private key from `{}`", key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not form a usable identity")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

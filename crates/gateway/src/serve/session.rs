@@ -1,0 +1,349 @@
+//! One MCP session behind the gateway: its upstream child, the routes of server-to-client
+//! messages, the requests the server is waiting on, and the upstream's tool annotations.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use mcp_guard_core::{RequestId, ToolCatalog};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::link::{Connector, Link, LinkError, ServerMessage};
+
+/// Capacity of one response stream's channel.
+const STREAM_CHANNEL: usize = 64;
+/// The most pages of `tools/list` the gateway reads for itself.
+const MAX_CATALOG_PAGES: usize = 20;
+
+/// A live session.
+pub struct Session {
+    /// The gateway-minted `Mcp-Session-Id`.
+    pub id: Arc<str>,
+    upstream: Arc<Connector>,
+    link: Mutex<Option<Arc<Link>>>,
+    respawn: tokio::sync::Mutex<()>,
+    init: Mutex<Option<(RequestId, Bytes)>>,
+    initialized: AtomicBool,
+    protocol: Mutex<Option<String>>,
+    tools: Mutex<Option<Arc<ToolCatalog>>>,
+    routes: Mutex<Routes>,
+    outstanding: Mutex<HashSet<RequestId>>,
+    closed: AtomicBool,
+    seq: AtomicU64,
+    /// Server messages dropped because no stream took them and the queue was full.
+    pub overflowed: AtomicU64,
+}
+
+struct Routes {
+    waiters: Vec<Waiter>,
+    get: Option<mpsc::Sender<Bytes>>,
+    queue: VecDeque<Bytes>,
+    capacity: usize,
+}
+
+struct Waiter {
+    key: u64,
+    progress: Option<Value>,
+    tx: mpsc::Sender<Bytes>,
+}
+
+/// A request waiting for its response; the server's own messages meanwhile arrive on `events`.
+pub struct Pending {
+    /// The response line.
+    pub reply: oneshot::Receiver<Bytes>,
+    /// Server-to-client messages routed to this request's stream.
+    pub events: mpsc::Receiver<Bytes>,
+    key: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Session {
+    /// A session whose child starts on first use.
+    pub fn new(
+        id: Arc<str>,
+        upstream: Arc<Connector>,
+        queue_capacity: usize,
+    ) -> Arc<Self> {
+        Arc::new(Session {
+            id,
+            upstream,
+            link: Mutex::new(None),
+            respawn: tokio::sync::Mutex::new(()),
+            init: Mutex::new(None),
+            initialized: AtomicBool::new(false),
+            protocol: Mutex::new(None),
+            tools: Mutex::new(None),
+            routes: Mutex::new(Routes {
+                waiters: Vec::new(),
+                get: None,
+                queue: VecDeque::new(),
+                capacity: queue_capacity,
+            }),
+            outstanding: Mutex::new(HashSet::new()),
+            closed: AtomicBool::new(false),
+            seq: AtomicU64::new(0),
+            overflowed: AtomicU64::new(0),
+        })
+    }
+
+    /// The negotiated protocol revision, once `initialize` has been answered.
+    pub fn protocol(&self) -> Option<String> {
+        lock(&self.protocol).clone()
+    }
+
+    /// Records a successful `initialize`: replayed to a replacement child if this one dies.
+    pub fn initialized_with(&self, id: RequestId, request: Bytes, protocol: String) {
+        *lock(&self.init) = Some((id, request));
+        *lock(&self.protocol) = Some(protocol);
+    }
+
+    /// Records that the client sent `notifications/initialized`.
+    pub fn mark_initialized(&self) {
+        self.initialized.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the session was closed (deleted, evicted, expired).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The running child, started (and re-initialized) when there is none.
+    pub async fn link(self: &Arc<Self>, timeout: Duration) -> Result<Arc<Link>, LinkError> {
+        if let Some(l) = lock(&self.link).as_ref().filter(|l| l.is_alive()) {
+            return Ok(l.clone());
+        }
+        let _one_at_a_time = self.respawn.lock().await;
+        if let Some(l) = lock(&self.link).as_ref().filter(|l| l.is_alive()) {
+            return Ok(l.clone());
+        }
+        if self.is_closed() {
+            return Err(LinkError::Dead);
+        }
+        let weak = Arc::downgrade(self);
+        let link = self
+            .upstream
+            .connect(Box::new(move |m| {
+                if let Some(s) = weak.upgrade() {
+                    s.on_server_message(m);
+                }
+            }))
+            .map_err(|e| {
+                tracing::error!("cannot start the upstream: {e}");
+                LinkError::Dead
+            })?;
+        let replay = lock(&self.init).clone();
+        if let Some((id, request)) = replay {
+            tracing::info!(session = %short(&self.id), "replaying initialize to a new upstream process");
+            let rx = link.expect(id)?;
+            link.send(&request).await?;
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(_)) => {}
+                _ => {
+                    link.kill();
+                    return Err(LinkError::Dead);
+                }
+            }
+            if self.initialized.load(Ordering::SeqCst) {
+                link.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+                    .await?;
+            }
+        }
+        *lock(&self.link) = Some(link.clone());
+        Ok(link)
+    }
+
+    /// Registers a request that waits for `id`'s response and takes server messages meanwhile.
+    pub fn begin(
+        &self,
+        link: &Link,
+        id: RequestId,
+        progress: Option<Value>,
+    ) -> Result<Pending, LinkError> {
+        let reply = link.expect(id)?;
+        let (tx, events) = mpsc::channel(STREAM_CHANNEL);
+        let key = self.seq.fetch_add(1, Ordering::Relaxed);
+        lock(&self.routes)
+            .waiters
+            .push(Waiter { key, progress, tx });
+        Ok(Pending { reply, events, key })
+    }
+
+    /// Ends a request's claim on server messages.
+    pub fn end(&self, pending: &Pending) {
+        lock(&self.routes).waiters.retain(|w| w.key != pending.key);
+    }
+
+    /// Opens the standalone (GET) stream: queued messages first. A newer stream replaces an
+    /// older one, which then ends.
+    pub fn open_stream(&self) -> mpsc::Receiver<Bytes> {
+        let mut routes = lock(&self.routes);
+        let (tx, rx) = mpsc::channel(routes.capacity.max(STREAM_CHANNEL));
+        while let Some(m) = routes.queue.pop_front() {
+            if let Err(mpsc::error::TrySendError::Full(m)) = tx.try_send(m) {
+                routes.queue.push_front(m);
+                break;
+            }
+        }
+        routes.get = Some(tx);
+        rx
+    }
+
+    /// Whether the client may answer `id`: the server asked it and is still waiting. Taking the
+    /// answer removes it, so a second answer is refused.
+    pub fn take_outstanding(&self, id: &RequestId) -> bool {
+        lock(&self.outstanding).remove(id)
+    }
+
+    /// Whether the server is waiting on the client for `id`.
+    pub fn is_outstanding(&self, id: &RequestId) -> bool {
+        lock(&self.outstanding).contains(id)
+    }
+
+    /// The upstream's tool annotations: from the last `tools/list`, else asked for now.
+    pub async fn tools(self: &Arc<Self>, timeout: Duration) -> Option<Arc<ToolCatalog>> {
+        if let Some(t) = lock(&self.tools).clone() {
+            return Some(t);
+        }
+        let link = self.link(timeout).await.ok()?;
+        let mut catalog = ToolCatalog::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_CATALOG_PAGES {
+            let id = RequestId::String(format!(
+                "mcp-guard-{}",
+                self.seq.fetch_add(1, Ordering::Relaxed)
+            ));
+            let params = match &cursor {
+                Some(c) => json!({ "cursor": c }),
+                None => json!({}),
+            };
+            let request = json!({"jsonrpc": "2.0", "id": id.to_value(), "method": "tools/list", "params": params});
+            let rx = link.expect(id.clone()).ok()?;
+            link.send(request.to_string().as_bytes()).await.ok()?;
+            let Ok(Ok(reply)) = tokio::time::timeout(timeout, rx).await else {
+                link.forget(&id);
+                return None;
+            };
+            let reply: Value = serde_json::from_slice(&reply).ok()?;
+            let result = reply.get("result")?;
+            merge(&mut catalog, result);
+            cursor = result
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let catalog = Arc::new(catalog);
+        *lock(&self.tools) = Some(catalog.clone());
+        Some(catalog)
+    }
+
+    /// Learns annotations from a `tools/list` result the client asked for (before filtering).
+    pub fn learn_tools(&self, result: &Value, first_page: bool) {
+        let mut tools = lock(&self.tools);
+        let mut catalog = match (&*tools, first_page) {
+            (Some(t), false) => (**t).clone(),
+            _ => ToolCatalog::new(),
+        };
+        merge(&mut catalog, result);
+        *tools = Some(Arc::new(catalog));
+    }
+
+    fn on_server_message(&self, m: ServerMessage) {
+        let method = m.value.get("method").and_then(Value::as_str).unwrap_or("");
+        if method == "notifications/tools/list_changed" {
+            *lock(&self.tools) = None;
+        }
+        let request_id = m.value.get("id").and_then(RequestId::from_value);
+        if let Some(id) = &request_id {
+            lock(&self.outstanding).insert(id.clone());
+        }
+        let progress = (method == "notifications/progress")
+            .then(|| m.value.pointer("/params/progressToken"))
+            .flatten();
+        let mut routes = lock(&self.routes);
+        routes.waiters.retain(|w| !w.tx.is_closed());
+        // A progress notification goes to the request that asked for it; anything else to the
+        // newest request stream, where the request that caused it most likely waits.
+        let mut order: Vec<usize> = (0..routes.waiters.len()).rev().collect();
+        if let Some(token) = progress
+            && let Some(i) = routes
+                .waiters
+                .iter()
+                .position(|w| w.progress.as_ref() == Some(token))
+        {
+            order.retain(|&j| j != i);
+            order.insert(0, i);
+        }
+        let mut message = m.raw;
+        for i in order {
+            match routes.waiters[i].tx.try_send(message) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => {
+                    message = b;
+                }
+            }
+        }
+        if let Some(get) = &routes.get {
+            match get.try_send(message) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => {
+                    message = b;
+                }
+            }
+        }
+        if routes.queue.len() < routes.capacity {
+            routes.queue.push_back(message);
+            return;
+        }
+        drop(routes);
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(session = %short(&self.id), method, "server message dropped: the session's queue is full");
+        if let Some(id) = request_id {
+            lock(&self.outstanding).remove(&id);
+            let link = lock(&self.link).clone();
+            if let Some(link) = link {
+                let answer = json!({"jsonrpc": "2.0", "id": id.to_value(), "error": {
+                    "code": mcp_guard_core::codes::RATE_LIMITED,
+                    "message": "the client's message queue is full",
+                }});
+                tokio::spawn(async move {
+                    let _ = link.send(answer.to_string().as_bytes()).await;
+                });
+            }
+        }
+    }
+
+    /// Ends the session: kills its child, ends its streams.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(link) = lock(&self.link).take() {
+            link.kill();
+        }
+        let mut routes = lock(&self.routes);
+        routes.get = None;
+        routes.waiters.clear();
+        routes.queue.clear();
+    }
+}
+
+fn merge(catalog: &mut ToolCatalog, result: &Value) {
+    let page = ToolCatalog::from_list_result(result);
+    for name in page.names() {
+        if let Some(a) = page.get(name) {
+            catalog.insert(name, a.clone());
+        }
+    }
+}
+
+/// The first characters of a session id, enough to correlate log lines.
+pub fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}

@@ -1,0 +1,253 @@
+//! End to end: the real `mcp-guard serve` process, driven by the official TypeScript MCP SDK
+//! client, in front of the bundled demo server and of `@modelcontextprotocol/server-everything`.
+//!
+//! These tests need `node` and `interop/node_modules` (`.ci/run` installs them with `npm ci`).
+//! Without them they fail, unless `MCP_GUARD_SKIP_INTEROP=1` says to skip on purpose.
+
+#![expect(clippy::expect_used, clippy::unwrap_used, reason = "test code")]
+
+#[path = "support/gateway.rs"]
+mod gateway;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gateway::{Running, start};
+use serde_json::Value;
+
+fn interop_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop");
+    if dir.join("node_modules/@modelcontextprotocol/sdk").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("MCP_GUARD_SKIP_INTEROP").is_some() {
+        return None;
+    }
+    panic!(
+        "interop/node_modules is missing: run `npm ci` in interop/ (or set MCP_GUARD_SKIP_INTEROP=1)"
+    );
+}
+
+fn sdk_client(
+    js: &Path,
+    gw: &Running,
+    token: &str,
+    allowed: (&str, &str),
+    forbidden: &str,
+) -> Value {
+    let o = Command::new("node")
+        .arg("sdk-client.mjs")
+        .arg(&gw.url)
+        .current_dir(js)
+        .env("MCP_TOKEN", token)
+        .env("ALLOWED_TOOL", allowed.0)
+        .env("ALLOWED_ARGS", allowed.1)
+        .env("FORBIDDEN_TOOL", forbidden)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "sdk client failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn pids_of_children(gateway: u32) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &gateway.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn typescript_sdk_client_against_the_demo_server() {
+    let Some(js) = interop_dir() else { return };
+    let exe = env!("CARGO_BIN_EXE_mcp-guard");
+    let gw = start(&format!(
+        "command = \"{exe}\"\nargs = [\"demo\", \"stdio\"]"
+    ));
+    let alice = gw.token("alice");
+    let r = sdk_client(
+        &js,
+        &gw,
+        &alice,
+        ("echo", r#"{"message":"hello"}"#),
+        "delete_file",
+    );
+
+    assert_eq!(r["no_token"]["connected"], false, "{r}");
+    assert_eq!(r["no_token"]["code"], 401, "{r}");
+    assert_eq!(r["session"], true);
+    let tools: Vec<&str> = r["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tools.contains(&"echo") && tools.contains(&"add"),
+        "{tools:?}"
+    );
+    assert!(
+        !tools.contains(&"delete_file") && !tools.contains(&"deploy"),
+        "{tools:?}"
+    );
+    assert_eq!(r["allowed"]["isError"], false, "{r}");
+    assert!(
+        r["allowed"]["text"].as_str().unwrap().contains("hello"),
+        "{r}"
+    );
+    assert_eq!(r["forbidden"]["refused"], true, "{r}");
+    assert_eq!(r["forbidden"]["code"], 403, "{r}");
+    let message = r["forbidden"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("-31003") && message.contains("tools:execute:delete_file"),
+        "{r}"
+    );
+    assert_eq!(r["after_terminate"], 404, "{r}");
+
+    let audit = gw.audit();
+    let deny = audit
+        .iter()
+        .find(|e| e["event"] == "decision" && e["outcome"] == "deny")
+        .expect("a deny line");
+    assert_eq!(deny["target"], "delete_file");
+    assert_eq!(deny["subject"], "alice");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["event"] == "list" && e["hidden"].as_u64() >= Some(2))
+    );
+}
+
+#[test]
+fn server_everything_as_a_stdio_child_filtered_by_role() {
+    let Some(js) = interop_dir() else { return };
+    let server = js.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let gw = start(&format!(
+        "command = \"node\"\nargs = [\"{}\", \"stdio\"]",
+        server.display()
+    ));
+    let alice = gw.token("alice");
+    let root = gw.token("root");
+    let a = sdk_client(
+        &js,
+        &gw,
+        &alice,
+        ("echo", r#"{"message":"from alice"}"#),
+        "toggle-simulated-logging",
+    );
+    let r = sdk_client(
+        &js,
+        &gw,
+        &root,
+        ("get-sum", r#"{"a":2,"b":3}"#),
+        "no-such-tool-for-root",
+    );
+    let alice_tools = a["tools"].as_array().unwrap().len();
+    let root_tools = r["tools"].as_array().unwrap().len();
+    assert!(root_tools >= 13, "admin sees every tool: {r}");
+    assert!(
+        alice_tools < root_tools,
+        "user sees only the safe ones: {a}"
+    );
+    assert!(
+        !a["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "toggle-simulated-logging")
+    );
+    assert!(
+        a["allowed"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("from alice")
+    );
+    assert_eq!(a["forbidden"]["refused"], true, "{a}");
+    assert!(r["allowed"]["text"].as_str().unwrap().contains('5'), "{r}");
+    assert_eq!(a["after_terminate"], 404);
+
+    // Both sessions were terminated: no upstream process remains.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pids_of_children(gw.child.id()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(pids_of_children(gw.child.id()), Vec::<u32>::new());
+}
+
+#[test]
+fn no_child_outlives_the_gateway() {
+    let Some(js) = interop_dir() else { return };
+    let server = js.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let mut gw = start(&format!(
+        "command = \"node\"\nargs = [\"{}\", \"stdio\"]",
+        server.display()
+    ));
+    let alice = gw.token("alice");
+    // Open a session and leave it open.
+    let o = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", &gw.url])
+        .args(["-H", &format!("Authorization: Bearer {alice}")])
+        .args(["-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream"])
+        .args(["-d", r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+    let children = pids_of_children(gw.child.id());
+    assert_eq!(children.len(), 1, "one child for the session");
+    let _ = Command::new("kill").arg(gw.child.id().to_string()).status();
+    let status = gw.child.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    for pid in children {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "child {pid} outlived the gateway"
+        );
+    }
+    let _ = js;
+}
+
+#[test]
+fn server_everything_as_an_http_upstream() {
+    let Some(js) = interop_dir() else { return };
+    let port = gateway::free_port();
+    let server = js.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let upstream = Command::new("node")
+        .arg(&server)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut upstream = support::ChildGuard::new(upstream);
+    let out = upstream.child().stderr.take().unwrap();
+    support::Lines::spawn(out, None)
+        .find(Duration::from_secs(30), |l| l.contains("listening").then_some(()))
+        .expect("server-everything says it listens");
+    let gw = start(&format!("url = \"http://127.0.0.1:{port}/mcp\""));
+    let alice = gw.token("alice");
+    let root = gw.token("root");
+    let a = sdk_client(&js, &gw, &alice, ("echo", r#"{"message":"over http"}"#), "toggle-simulated-logging");
+    let r = sdk_client(&js, &gw, &root, ("get-sum", r#"{"a":20,"b":22}"#), "no-such-tool-for-root");
+    let alice_tools = a["tools"].as_array().unwrap().len();
+    let root_tools = r["tools"].as_array().unwrap().len();
+    assert!(root_tools >= 13, "admin sees every tool: {r}");
+    assert!(alice_tools < root_tools, "user sees only the safe ones: {a}");
+    assert!(a["allowed"]["text"].as_str().unwrap().contains("over http"), "{a}");
+    assert_eq!(a["forbidden"]["refused"], true, "{a}");
+    assert_eq!(a["forbidden"]["code"], 403, "{a}");
+    assert!(r["allowed"]["text"].as_str().unwrap().contains("42"), "{r}");
+    assert_eq!(r["after_terminate"], 404);
+}
