@@ -5,7 +5,11 @@
 //! Needs `interop/node_modules` and Node 22 from `interop/node22/node_modules` (`.ci/run` installs
 //! both). Without them the test fails, unless `MCP_GUARD_SKIP_INTEROP=1` says to skip on purpose.
 
-#![expect(clippy::expect_used, reason = "test helpers fail the test loudly")]
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test helpers fail the test loudly"
+)]
 
 #[path = "support/gateway.rs"]
 mod gateway;
@@ -240,8 +244,15 @@ fn conformance_server_scenarios_pass_through_the_gateway_to_an_http_upstream() {
     let gw = gateway::start(&format!("url = \"{upstream}\""));
     let token = gw.token("root");
     let summary = assert_suite_passes(&dir, &gw.url, Some(&token));
-    eprintln!("through the gateway to HTTP: {} checks passed", summary.passed);
-    assert!(gw.audit().iter().any(|e| e["event"] == "decision" && e["method"] == "tools/call"));
+    eprintln!(
+        "through the gateway to HTTP: {} checks passed",
+        summary.passed
+    );
+    assert!(
+        gw.audit()
+            .iter()
+            .any(|e| e["event"] == "decision" && e["method"] == "tools/call")
+    );
 }
 
 /// Runs every server scenario against `url`, retrying only the sampling/elicitation ones.

@@ -234,18 +234,38 @@ fn server_everything_as_an_http_upstream() {
     let mut upstream = support::ChildGuard::new(upstream);
     let out = upstream.child().stderr.take().unwrap();
     support::Lines::spawn(out, None)
-        .find(Duration::from_secs(30), |l| l.contains("listening").then_some(()))
+        .find(Duration::from_secs(30), |l| {
+            l.contains("listening").then_some(())
+        })
         .expect("server-everything says it listens");
     let gw = start(&format!("url = \"http://127.0.0.1:{port}/mcp\""));
     let alice = gw.token("alice");
     let root = gw.token("root");
-    let a = sdk_client(&js, &gw, &alice, ("echo", r#"{"message":"over http"}"#), "toggle-simulated-logging");
-    let r = sdk_client(&js, &gw, &root, ("get-sum", r#"{"a":20,"b":22}"#), "no-such-tool-for-root");
+    let a = sdk_client(
+        &js,
+        &gw,
+        &alice,
+        ("echo", r#"{"message":"over http"}"#),
+        "toggle-simulated-logging",
+    );
+    let r = sdk_client(
+        &js,
+        &gw,
+        &root,
+        ("get-sum", r#"{"a":20,"b":22}"#),
+        "no-such-tool-for-root",
+    );
     let alice_tools = a["tools"].as_array().unwrap().len();
     let root_tools = r["tools"].as_array().unwrap().len();
     assert!(root_tools >= 13, "admin sees every tool: {r}");
-    assert!(alice_tools < root_tools, "user sees only the safe ones: {a}");
-    assert!(a["allowed"]["text"].as_str().unwrap().contains("over http"), "{a}");
+    assert!(
+        alice_tools < root_tools,
+        "user sees only the safe ones: {a}"
+    );
+    assert!(
+        a["allowed"]["text"].as_str().unwrap().contains("over http"),
+        "{a}"
+    );
     assert_eq!(a["forbidden"]["refused"], true, "{a}");
     assert_eq!(a["forbidden"]["code"], 403, "{a}");
     assert!(r["allowed"]["text"].as_str().unwrap().contains("42"), "{r}");

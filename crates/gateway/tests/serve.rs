@@ -549,3 +549,123 @@ async fn batches_only_on_2025_03_26_each_element_decided_alone() {
     assert_eq!(by_id(21)["error"]["code"], -31003);
     assert!(!h.upstream_saw().contains("delete_file"));
 }
+
+fn modern(id: u32, method: &str, params: Value) -> (String, Vec<(&'static str, String)>) {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let name = params
+        .get("name")
+        .or_else(|| params.get("uri"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+    let mut headers = vec![
+        ("mcp-protocol-version", "2026-07-28".to_owned()),
+        ("mcp-method", method.to_owned()),
+    ];
+    if let Some(n) = name {
+        headers.push(("mcp-name", n));
+    }
+    (body, headers)
+}
+
+impl Harness {
+    async fn post_modern(
+        &self,
+        token: &str,
+        body: &str,
+        headers: &[(&'static str, String)],
+    ) -> Reply {
+        let mut b = Request::post("/mcp")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        for (k, v) in headers {
+            b = b.header(*k, v);
+        }
+        self.send(b.body(Body::from(body.to_owned())).unwrap())
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_2026_07_28_requests_are_checked_filtered_and_marked_private() {
+    let h = harness("");
+    let alice = h.token("alice");
+    let (body, headers) = modern(1, "tools/list", json!({}));
+    let r = h.post_modern(&alice, &body, &headers).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.header("mcp-session-id").is_none(),
+        "no sessions in 2026-07-28"
+    );
+    let result = &r.json()["result"];
+    assert_eq!(
+        result["cacheScope"], "private",
+        "filtered per principal: never shared"
+    );
+    let names: Vec<&str> = result["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"echo") && !names.contains(&"delete_file"),
+        "{names:?}"
+    );
+
+    let (body, headers) = modern(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "stateless"}}),
+    );
+    let r = h.post_modern(&alice, &body, &headers).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("stateless"));
+
+    // The body asks for delete_file while the header says echo: refused before any decision.
+    let (body, mut headers) = modern(
+        3,
+        "tools/call",
+        json!({"name": "delete_file", "arguments": {}}),
+    );
+    headers.retain(|(k, _)| *k != "mcp-name");
+    headers.push(("mcp-name", "echo".into()));
+    let r = h.post_modern(&alice, &body, &headers).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"]["code"], -32020);
+    let (body, headers) = modern(
+        4,
+        "tools/call",
+        json!({"name": "delete_file", "arguments": {}}),
+    );
+    let r = h.post_modern(&alice, &body, &headers).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["error"]["code"], -31003);
+    assert!(!h.upstream_saw().contains("delete_file"));
+
+    let get = Request::get("/mcp")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
+        .header("mcp-protocol-version", "2026-07-28")
+        .body(Body::empty())
+        .unwrap();
+    let r = h.send(get).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.header("allow"), Some("POST"));
+
+    let r = h
+        .post_modern(
+            &alice,
+            &body,
+            &[("mcp-protocol-version", "1999-01-01".into())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"]["code"], -32022);
+}

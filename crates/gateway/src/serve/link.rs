@@ -14,6 +14,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use mcp_guard_core::RequestId;
 use serde_json::Value;
@@ -53,7 +54,7 @@ pub enum LinkError {
 /// How a session reaches the upstream.
 pub enum Connector {
     /// Start a child per session; the counter holds how many are alive.
-    Stdio(StdioUpstream, Arc<AtomicUsize>),
+    Stdio(Box<StdioUpstream>, Arc<AtomicUsize>),
     /// Open a session on a streamable-HTTP server.
     Http(Arc<HttpUpstreamClient>),
 }
@@ -226,6 +227,16 @@ impl Link {
     /// and LF can then only be whitespace between tokens, and are dropped so that a message
     /// spread over lines cannot smuggle a second one past the check.
     pub async fn send(self: &Arc<Self>, json: &[u8]) -> Result<(), LinkError> {
+        self.send_routed(json, &HeaderMap::new()).await
+    }
+
+    /// Like [`Link::send`]; an HTTP upstream also gets `routing` (the 2026-07-28 headers the
+    /// gateway checked against the body).
+    pub async fn send_routed(
+        self: &Arc<Self>,
+        json: &[u8],
+        routing: &HeaderMap,
+    ) -> Result<(), LinkError> {
         if !self.is_alive() {
             return Err(LinkError::Dead);
         }
@@ -239,7 +250,7 @@ impl Link {
                     .await
                     .map_err(|_| LinkError::Dead)
             }
-            Transport::Http(conn) => conn.post(self, Bytes::from(line)).await,
+            Transport::Http(conn) => conn.post(self, Bytes::from(line), routing).await,
         }
     }
 

@@ -23,15 +23,16 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::link::{Link, LinkError};
 use super::front::{Caller, authenticate, client_ip, json_rpc_error};
+use super::link::{Link, LinkError};
+use super::routing::{self, Era, MODERN, RoutingError};
 use super::session::{Pending, Session, short};
 use super::{Gateway, Refusal};
 use crate::config::DenyMode;
 use crate::tokens::{event, now_unix};
 
 /// The protocol revisions the gateway speaks.
-pub const SUPPORTED_PROTOCOLS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
+pub const SUPPORTED_PROTOCOLS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25", MODERN];
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const PROTOCOL_HEADER: &str = "mcp-protocol-version";
@@ -42,6 +43,10 @@ struct Exchange {
     ip: Option<IpAddr>,
     user_agent: Option<String>,
     wants_sse: bool,
+    /// A stateless 2026-07-28 request.
+    modern: bool,
+    /// Its checked routing headers, passed on to an HTTP upstream.
+    routing: HeaderMap,
 }
 
 impl Exchange {
@@ -69,14 +74,47 @@ pub async fn post(
     if let Some(r) = check_protocol_header(&headers) {
         return r;
     }
-    let session = match session_of(&gw, &headers, &caller) {
-        Ok(s) => s,
-        Err(r) => return *r,
+    let era = match routing::check(&headers, &body) {
+        Ok(era) => era,
+        Err(e @ RoutingError::Mismatch(_)) => {
+            return json_rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                codes::HEADER_MISMATCH,
+                &e.to_string(),
+            );
+        }
+        Err(e @ RoutingError::MissingMeta(_)) => {
+            return json_rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                codes::INVALID_PARAMS,
+                &e.to_string(),
+            );
+        }
+    };
+    let modern = matches!(era, Era::Modern(_));
+    let session = if modern {
+        // Stateless: a session id, if sent, is ignored; the principal's own pool serves it.
+        match gw.pool_session(&caller.owner) {
+            Ok(s) => Some(s),
+            Err(r) => return *r,
+        }
+    } else {
+        match session_of(&gw, &headers, &caller) {
+            Ok(s) => s,
+            Err(r) => return *r,
+        }
     };
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let routing_headers = if modern {
+        routing_headers(&headers)
+    } else {
+        HeaderMap::new()
+    };
     let x = Exchange {
         caller,
         ip,
@@ -85,11 +123,14 @@ pub async fn post(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         wants_sse: accept.contains("text/event-stream"),
+        modern,
+        routing: routing_headers,
     };
-    let allow_batch = session
-        .as_ref()
-        .and_then(|s| s.protocol())
-        .is_some_and(|p| p == "2025-03-26");
+    let allow_batch = !modern
+        && session
+            .as_ref()
+            .and_then(|s| s.protocol())
+            .is_some_and(|p| p == "2025-03-26");
     let options = ClassifyOptions {
         allow_batch,
         max_batch: gw.config.server.max_batch,
@@ -109,20 +150,58 @@ pub async fn post(
     }
 }
 
+/// 400 with -32022 for a protocol revision the gateway does not speak.
 fn check_protocol_header(headers: &HeaderMap) -> Option<Response> {
     let v = headers.get(PROTOCOL_HEADER)?;
     if v.to_str().is_ok_and(|v| SUPPORTED_PROTOCOLS.contains(&v)) {
         return None;
     }
-    Some(json_rpc_error(
-        StatusCode::BAD_REQUEST,
-        None,
-        codes::INVALID_REQUEST,
-        &format!(
-            "Bad Request: unsupported MCP-Protocol-Version (supported: {})",
-            SUPPORTED_PROTOCOLS.join(", ")
-        ),
-    ))
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": Value::Null, "error": {
+        "code": UNSUPPORTED_PROTOCOL_VERSION,
+        "message": "Unsupported protocol version",
+        "data": {"supported": SUPPORTED_PROTOCOLS, "requested": v.to_str().unwrap_or("")},
+    }});
+    Some(
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response(),
+    )
+}
+
+/// -32022, defined by protocol revision 2026-07-28.
+const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
+
+/// The 2026-07-28 headers an HTTP upstream gets: the checked standard ones and the tool's own
+/// `Mcp-Param-*` ones (which intermediaries forward unchanged).
+fn routing_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        let n = name.as_str();
+        if n == PROTOCOL_HEADER
+            || n == "mcp-method"
+            || n == "mcp-name"
+            || n.starts_with("mcp-param-")
+        {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// 405 for GET and DELETE under 2026-07-28, which has no sessions or standalone stream.
+fn stateless_method(headers: &HeaderMap) -> Option<Response> {
+    let v = headers.get(PROTOCOL_HEADER)?.to_str().ok()?;
+    (v >= MODERN).then(|| {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "POST")],
+            "protocol revision 2026-07-28 has no sessions: use POST",
+        )
+            .into_response()
+    })
 }
 
 /// The caller's session named by `Mcp-Session-Id`; 404 when unknown or not the caller's.
@@ -177,7 +256,7 @@ async fn single(
     let is_initialize = message.method.as_deref() == Some("initialize");
     let (session, created) = match session {
         Some(s) => (s, false),
-        None if is_initialize && message.kind == MessageKind::Request => {
+        None if is_initialize && message.kind == MessageKind::Request && !x.modern => {
             match gw.open_session(&x.caller.owner) {
                 Ok(s) => (s, true),
                 Err(r) => return *r,
@@ -204,7 +283,7 @@ async fn single(
     };
     let kind = permitted.get().0.kind;
     if kind != MessageKind::Request {
-        return match forward_one_way(&session, &link, permitted).await {
+        return match forward_one_way(&session, &link, permitted, &x.routing).await {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
             Err(_) => upstream_failed(None, StatusCode::BAD_GATEWAY),
         };
@@ -346,6 +425,7 @@ async fn forward_one_way(
     session: &Session,
     link: &Arc<Link>,
     permitted: Permitted<(Message, Bytes)>,
+    routing: &HeaderMap,
 ) -> Result<(), LinkError> {
     let (message, bytes) = permitted.into_inner();
     match message.kind {
@@ -359,7 +439,7 @@ async fn forward_one_way(
         }
         _ => {}
     }
-    link.send(&bytes).await
+    link.send_routed(&bytes, routing).await
 }
 
 /// Stops waiting for a request when dropped: forgets it and, unless the upstream already
@@ -418,7 +498,7 @@ async fn request(
         id: id.clone(),
         pending: Some(pending),
     };
-    if link.send(&bytes).await.is_err() {
+    if link.send_routed(&bytes, &x.routing).await.is_err() {
         return upstream_failed(Some(&id), StatusCode::BAD_GATEWAY);
     }
     let deadline = Instant::now() + gw.config.server.request_timeout;
@@ -550,6 +630,12 @@ fn finish_reply(
         .config
         .authorizer
         .filter_list(&x.caller.subject, kind, result, &ctx);
+    if x.modern
+        && let Some(r) = result.as_object_mut()
+    {
+        // Filtered for this principal: no cache may share it across authorization contexts.
+        r.insert("cacheScope".into(), Value::from("private"));
+    }
     let mut e = decision_event(x, session, message);
     e.event = "list";
     e.outcome = Some("allow");
@@ -651,7 +737,10 @@ async fn batch(
             continue;
         };
         if permitted.get().0.kind != MessageKind::Request {
-            if forward_one_way(session, &link, permitted).await.is_err() {
+            if forward_one_way(session, &link, permitted, &x.routing)
+                .await
+                .is_err()
+            {
                 return upstream_failed(None, StatusCode::BAD_GATEWAY);
             }
             continue;
@@ -719,6 +808,9 @@ pub async fn get(
         Ok(c) => c,
         Err(r) => return *r,
     };
+    if let Some(r) = stateless_method(&headers) {
+        return r;
+    }
     let session = match session_of(&gw, &headers, &caller) {
         Ok(Some(s)) => s,
         Ok(None) => return session_required(),
@@ -780,6 +872,9 @@ pub async fn delete(
         Ok(c) => c,
         Err(r) => return *r,
     };
+    if let Some(r) = stateless_method(&headers) {
+        return r;
+    }
     match session_of(&gw, &headers, &caller) {
         Ok(Some(s)) => {
             gw.close_session(&s.id);

@@ -5,10 +5,12 @@
 mod front;
 mod link;
 mod mcp;
+mod routing;
 mod session;
 pub mod sessions;
 mod upstream_http;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,11 +30,11 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Upstream};
-use link::Connector;
-use upstream_http::HttpUpstreamClient;
 use crate::tokens::{self, KeySource};
+use link::Connector;
 use session::Session;
 use sessions::{Limits, Miss, Owner, SessionTable};
+use upstream_http::HttpUpstreamClient;
 
 pub use mcp::SUPPORTED_PROTOCOLS;
 
@@ -48,6 +50,9 @@ pub struct Gateway {
     /// Audit events.
     pub audit: Arc<dyn AuditSink>,
     sessions: Mutex<SessionTable<Arc<Session>>>,
+    /// Each principal's stateless (2026-07-28) sessions, kept in `sessions` too.
+    pools: Mutex<HashMap<Owner, Vec<Arc<str>>>>,
+    pool_size: usize,
     children: Arc<AtomicUsize>,
     max_children: usize,
     upstream: Arc<Connector>,
@@ -70,14 +75,17 @@ impl Gateway {
     /// Like [`Gateway::new`], with audit events going to `audit`.
     pub fn with_audit(config: Config, audit: Arc<dyn AuditSink>) -> anyhow::Result<Arc<Self>> {
         let children = Arc::new(AtomicUsize::new(0));
-        let (upstream, max_children) = match &config.upstream {
+        let (upstream, max_children, pool_size) = match &config.upstream {
             Upstream::Stdio(s) => (
-                Connector::Stdio((**s).clone(), children.clone()),
+                Connector::Stdio(s.clone(), children.clone()),
                 s.max_children,
+                s.pool_per_principal,
             ),
+            // One upstream client serves concurrent requests: no pool needed.
             Upstream::Http(h) => (
                 Connector::Http(Arc::new(HttpUpstreamClient::new(h)?)),
                 usize::MAX,
+                1,
             ),
         };
         let t = tokens::open(&config)?;
@@ -136,6 +144,8 @@ impl Gateway {
             auth,
             audit,
             sessions: Mutex::new(SessionTable::new(limits)),
+            pools: Mutex::new(HashMap::new()),
+            pool_size,
             children,
             max_children,
             upstream: Arc::new(upstream),
@@ -186,6 +196,28 @@ impl Gateway {
 
     /// Opens a session for `owner`, closing what the caps evict.
     fn open_session(&self, owner: &Owner) -> Result<Arc<Session>, Refusal> {
+        self.new_session(owner, false)
+    }
+
+    /// One of `owner`'s stateless sessions (children are never shared between principals):
+    /// a new one until the pool is full, then each in turn.
+    fn pool_session(&self, owner: &Owner) -> Result<Arc<Session>, Refusal> {
+        let mut pools = lock(&self.pools);
+        let ids = pools.entry(owner.clone()).or_default();
+        if ids.len() >= self.pool_size {
+            ids.rotate_left(1);
+            let id = ids[ids.len() - 1].clone();
+            if let Some(s) = self.find_session(&id, owner) {
+                return Ok(s);
+            }
+            ids.retain(|i| *i != id);
+        }
+        let session = self.new_session(owner, true)?;
+        ids.push(session.id.clone());
+        Ok(session)
+    }
+
+    fn new_session(&self, owner: &Owner, modern: bool) -> Result<Arc<Session>, Refusal> {
         let id: Arc<str> = match random_id() {
             Ok(id) => id.into(),
             Err(_) => {
@@ -205,6 +237,7 @@ impl Gateway {
         let session = Session::new(
             id.clone(),
             self.upstream.clone(),
+            modern,
             self.config.session.queue_capacity,
         );
         let evicted =
@@ -241,12 +274,18 @@ impl Gateway {
         }
     }
 
-    /// Closes expired sessions.
+    /// Closes expired sessions and forgets pools with none left.
     fn sweep(&self) {
         let gone = lock(&self.sessions).sweep(Instant::now());
         for s in gone {
             s.close();
         }
+        let mut pools = lock(&self.pools);
+        let sessions = lock(&self.sessions);
+        pools.retain(|_, ids| {
+            ids.retain(|id| sessions.contains(id));
+            !ids.is_empty()
+        });
     }
 
     /// Closes every session (shutdown).

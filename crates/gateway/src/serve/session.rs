@@ -11,7 +11,10 @@ use mcp_guard_core::{RequestId, ToolCatalog};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use axum::http::{HeaderMap, HeaderValue};
+
 use super::link::{Connector, Link, LinkError, ServerMessage};
+use super::routing::{META_VERSION, MODERN};
 
 /// Capacity of one response stream's channel.
 const STREAM_CHANNEL: usize = 64;
@@ -23,6 +26,8 @@ pub struct Session {
     /// The gateway-minted `Mcp-Session-Id`.
     pub id: Arc<str>,
     upstream: Arc<Connector>,
+    /// A stateless (2026-07-28) pool member rather than a client's session.
+    modern: bool,
     link: Mutex<Option<Arc<Link>>>,
     respawn: tokio::sync::Mutex<()>,
     init: Mutex<Option<(RequestId, Bytes)>>,
@@ -68,11 +73,13 @@ impl Session {
     pub fn new(
         id: Arc<str>,
         upstream: Arc<Connector>,
+        modern: bool,
         queue_capacity: usize,
     ) -> Arc<Self> {
         Arc::new(Session {
             id,
             upstream,
+            modern,
             link: Mutex::new(None),
             respawn: tokio::sync::Mutex::new(()),
             init: Mutex::new(None),
@@ -218,13 +225,24 @@ impl Session {
                 "mcp-guard-{}",
                 self.seq.fetch_add(1, Ordering::Relaxed)
             ));
-            let params = match &cursor {
+            let mut params = match &cursor {
                 Some(c) => json!({ "cursor": c }),
                 None => json!({}),
             };
+            let mut routing = HeaderMap::new();
+            if self.modern {
+                params["_meta"] = json!({
+                    META_VERSION: MODERN,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                });
+                routing.insert("mcp-protocol-version", HeaderValue::from_static(MODERN));
+                routing.insert("mcp-method", HeaderValue::from_static("tools/list"));
+            }
             let request = json!({"jsonrpc": "2.0", "id": id.to_value(), "method": "tools/list", "params": params});
             let rx = link.expect(id.clone()).ok()?;
-            link.send(request.to_string().as_bytes()).await.ok()?;
+            link.send_routed(request.to_string().as_bytes(), &routing)
+                .await
+                .ok()?;
             let Ok(Ok(reply)) = tokio::time::timeout(timeout, rx).await else {
                 link.forget(&id);
                 return None;

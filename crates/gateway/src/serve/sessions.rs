@@ -83,6 +83,11 @@ impl<S: Clone> SessionTable<S> {
         self.by_id.len()
     }
 
+    /// Whether `id` is live (expired or not).
+    pub fn contains(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
     /// Whether no session is live.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()

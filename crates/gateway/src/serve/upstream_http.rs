@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use mcp_guard_core::RequestId;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::Value;
 use tokio::task::AbortHandle;
 
@@ -42,8 +42,9 @@ impl HttpUpstreamClient {
                 let token = std::env::var(var).map_err(|_| {
                     anyhow::anyhow!("`upstream.bearer_token_env` names `{var}`, which is not set")
                 })?;
-                let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| anyhow::anyhow!("the token in `{var}` is not a valid header value"))?;
+                let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                    anyhow::anyhow!("the token in `{var}` is not a valid header value")
+                })?;
                 v.set_sensitive(true);
                 Some(v)
             }
@@ -61,7 +62,12 @@ impl HttpUpstreamClient {
         })
     }
 
-    fn request(&self, method: reqwest::Method, session: Option<&str>, protocol: Option<&str>) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        session: Option<&str>,
+        protocol: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let mut r = self
             .client
             .request(method, &self.url)
@@ -116,19 +122,32 @@ impl HttpConn {
 
     /// POSTs one message; returns once the upstream accepted it (its answer, if any, arrives
     /// through `link.dispatch`).
-    pub(super) async fn post(&self, link: &Arc<Link>, body: Bytes) -> Result<(), LinkError> {
-        let probe: Probe = serde_json::from_slice(&body).unwrap_or(Probe { method: None, id: None });
+    pub(super) async fn post(
+        &self,
+        link: &Arc<Link>,
+        body: Bytes,
+        routing: &HeaderMap,
+    ) -> Result<(), LinkError> {
+        let probe: Probe = serde_json::from_slice(&body).unwrap_or(Probe {
+            method: None,
+            id: None,
+        });
         let id = probe.id.as_ref().and_then(RequestId::from_value);
         let is_initialize = probe.method.as_deref() == Some("initialize");
         let session = lock(&self.session).clone();
         let protocol = lock(&self.protocol).clone();
-        let response = self
+        let mut request = self
             .client
-            .request(reqwest::Method::POST, session.as_deref(), protocol.as_deref())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
+            .request(
+                reqwest::Method::POST,
+                session.as_deref(),
+                protocol.as_deref(),
+            )
+            .header(CONTENT_TYPE, "application/json");
+        for (name, value) in routing {
+            request = request.header(name, value);
+        }
+        let response = request.body(body).send().await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {
@@ -141,7 +160,9 @@ impl HttpConn {
         };
         let status = response.status();
         if status == StatusCode::NOT_FOUND && session.is_some() {
-            tracing::info!("the upstream session ended (404); a new one starts with the next request");
+            tracing::info!(
+                "the upstream session ended (404); a new one starts with the next request"
+            );
             link.close();
             return Err(LinkError::Dead);
         }
@@ -153,7 +174,10 @@ impl HttpConn {
             return Err(LinkError::Dead);
         }
         if is_initialize
-            && let Some(s) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+            && let Some(s) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
         {
             *lock(&self.session) = Some(s.to_owned());
         }
@@ -217,7 +241,11 @@ impl HttpConn {
                 };
                 drop(link);
                 let response = client
-                    .request(reqwest::Method::GET, session.as_deref(), protocol.as_deref())
+                    .request(
+                        reqwest::Method::GET,
+                        session.as_deref(),
+                        protocol.as_deref(),
+                    )
                     .send()
                     .await;
                 match response {
@@ -365,7 +393,11 @@ mod tests {
         let mut p = SseParser::default();
         let mut out = Vec::new();
         for c in chunks {
-            assert!(p.feed(c, &mut |d: &[u8]| out.push(String::from_utf8_lossy(d).into_owned())).is_ok());
+            assert!(
+                p.feed(c, &mut |d: &[u8]| out
+                    .push(String::from_utf8_lossy(d).into_owned()))
+                    .is_ok()
+            );
         }
         out
     }
@@ -373,7 +405,11 @@ mod tests {
     #[test]
     fn sse_events_across_chunks_and_line_endings() {
         assert_eq!(
-            events(&[b"id: 0\nretry: 3000\ndata:\n\n", b"event: message\r\ndata: {\"a\"", b":1}\r\n\r\n: keep-alive\n\ndata: x\ndata: y\n\n"]),
+            events(&[
+                b"id: 0\nretry: 3000\ndata:\n\n",
+                b"event: message\r\ndata: {\"a\"",
+                b":1}\r\n\r\n: keep-alive\n\ndata: x\ndata: y\n\n"
+            ]),
             vec!["{\"a\":1}".to_owned(), "x\ny".to_owned()]
         );
     }

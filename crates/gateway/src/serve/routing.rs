@@ -1,0 +1,278 @@
+//! Protocol revision 2026-07-28: requests carry their own protocol version in
+//! `params._meta` and mirror their routing in headers (`MCP-Protocol-Version`, `Mcp-Method`,
+//! `Mcp-Name`). The gateway decides on the body; a header that disagrees with it, or a required
+//! one that is missing, is refused with 400 and -32020, so that nothing downstream can be steered
+//! by a header the policy never saw.
+
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The stateless revision.
+pub const MODERN: &str = "2026-07-28";
+/// The `_meta` key holding a request's protocol revision.
+pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+const PROTOCOL_HEADER: &str = "mcp-protocol-version";
+const METHOD_HEADER: &str = "mcp-method";
+const NAME_HEADER: &str = "mcp-name";
+
+/// Which protocol family a POST belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Era {
+    /// Up to 2025-11-25: `initialize`, sessions.
+    Legacy,
+    /// 2026-07-28 and later: stateless, this revision.
+    Modern(String),
+}
+
+/// Why the routing headers were refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RoutingError {
+    /// -32020: a header disagrees with the body, is missing, repeated or malformed.
+    #[error("Header mismatch: {0}")]
+    Mismatch(String),
+    /// -32602: the body lacks the per-request protocol fields the header announces.
+    #[error("Invalid params: {0}")]
+    MissingMeta(&'static str),
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    method: Option<Value>,
+    params: Option<Params>,
+}
+
+#[derive(Deserialize)]
+struct Params {
+    name: Option<Value>,
+    uri: Option<Value>,
+    #[serde(rename = "taskId")]
+    task_id: Option<Value>,
+    #[serde(rename = "_meta")]
+    meta: Option<Map<String, Value>>,
+}
+
+/// Reads the era of a single-message body and checks its routing headers against it. The body
+/// has already passed the strict parse, so duplicate keys cannot make this read differ from the
+/// policy's.
+pub fn check(headers: &HeaderMap, body: &[u8]) -> Result<Era, RoutingError> {
+    let probe: Probe = match serde_json::from_slice(body) {
+        Ok(p) => p,
+        // Arrays (batches) and other shapes belong to the legacy revisions.
+        Err(_) => return Ok(Era::Legacy),
+    };
+    let header_version = single(headers, PROTOCOL_HEADER)?;
+    let meta_version = probe
+        .params
+        .as_ref()
+        .and_then(|p| p.meta.as_ref())
+        .and_then(|m| m.get(META_VERSION));
+    let meta_version = match meta_version {
+        None => None,
+        Some(Value::String(v)) => Some(v.as_str()),
+        Some(_) => {
+            return Err(RoutingError::MissingMeta(
+                "`_meta` protocol version is not a string",
+            ));
+        }
+    };
+    let version = match (meta_version, header_version.as_deref()) {
+        (None, None) => return Ok(Era::Legacy),
+        (None, Some(h)) if h < MODERN => return Ok(Era::Legacy),
+        (None, Some(_)) => {
+            if probe.method.is_some() && body_is_request(body) {
+                return Err(RoutingError::MissingMeta(
+                    "the request has no `_meta` protocol version",
+                ));
+            }
+            // A notification: this revision defines no header rules for it.
+            return Ok(Era::Modern(header_version.unwrap_or_default()));
+        }
+        (Some(m), None) => {
+            return Err(RoutingError::Mismatch(format!(
+                "MCP-Protocol-Version is missing (the body says {m})"
+            )));
+        }
+        (Some(m), Some(h)) if m != h => {
+            return Err(RoutingError::Mismatch(format!(
+                "MCP-Protocol-Version `{h}` differs from the body's `{m}`"
+            )));
+        }
+        (Some(m), Some(_)) => m.to_owned(),
+    };
+    if version.as_str() < MODERN {
+        return Ok(Era::Legacy);
+    }
+    if !body_is_request(body) {
+        return Ok(Era::Modern(version));
+    }
+    let method = probe.method.as_ref().and_then(Value::as_str).unwrap_or("");
+    match single(headers, METHOD_HEADER)? {
+        Some(h) if h == method => {}
+        Some(h) => {
+            return Err(RoutingError::Mismatch(format!(
+                "Mcp-Method `{h}` differs from the body's method"
+            )));
+        }
+        None => return Err(RoutingError::Mismatch("Mcp-Method is missing".into())),
+    }
+    let params = probe.params.as_ref();
+    let named = match method {
+        "tools/call" | "prompts/get" => params.and_then(|p| p.name.as_ref()),
+        "resources/read" => params.and_then(|p| p.uri.as_ref()),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => params.and_then(|p| p.task_id.as_ref()),
+        _ => None,
+    };
+    if let Some(name) = named {
+        let name = name.as_str().unwrap_or_default();
+        match single(headers, NAME_HEADER)? {
+            Some(h) if decode(&h)? == name => {}
+            Some(_) => {
+                return Err(RoutingError::Mismatch(
+                    "Mcp-Name differs from the body".into(),
+                ));
+            }
+            None => return Err(RoutingError::Mismatch("Mcp-Name is missing".into())),
+        }
+    }
+    Ok(Era::Modern(version))
+}
+
+fn body_is_request(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Id {
+        id: Option<Value>,
+    }
+    serde_json::from_slice::<Id>(body).is_ok_and(|i| i.id.is_some())
+}
+
+/// The one value of a header; repeated or non-UTF-8 values are refused.
+fn single(headers: &HeaderMap, name: &str) -> Result<Option<String>, RoutingError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(RoutingError::Mismatch(format!("{name} is repeated")));
+    }
+    first
+        .to_str()
+        .map(|s| Some(s.to_owned()))
+        .map_err(|_| RoutingError::Mismatch(format!("{name} is not valid text")))
+}
+
+/// Decodes `=?base64?...?=` (how non-ASCII and edge-whitespace values travel); other values are
+/// taken as they are.
+fn decode(value: &str) -> Result<String, RoutingError> {
+    let Some(inner) = value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    else {
+        return Ok(value.to_owned());
+    };
+    STANDARD
+        .decode(inner)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| RoutingError::Mismatch("a base64 header value does not decode".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+
+    #[test]
+    fn legacy_bodies_need_no_routing_headers() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#;
+        assert_eq!(check(&HeaderMap::new(), body), Ok(Era::Legacy));
+        assert_eq!(
+            check(&headers(&[("mcp-protocol-version", "2025-11-25")]), body),
+            Ok(Era::Legacy)
+        );
+    }
+
+    #[test]
+    fn matching_headers_pass() {
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ]);
+        assert_eq!(
+            check(&h, CALL.as_bytes()),
+            Ok(Era::Modern("2026-07-28".into()))
+        );
+        let encoded = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?ZWNobw==?="),
+        ]);
+        assert!(check(&encoded, CALL.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_header_that_names_another_tool_is_refused() {
+        for bad in [
+            vec![
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "delete_file"),
+            ],
+            vec![
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "echo"),
+            ],
+            vec![
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+            ],
+            vec![("mcp-method", "tools/call"), ("mcp-name", "echo")],
+            vec![
+                ("mcp-protocol-version", "2025-11-25"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+            ],
+            vec![
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+                ("mcp-name", "delete_file"),
+            ],
+            vec![
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "=?base64?!!?="),
+            ],
+        ] {
+            let r = check(&headers(&bad), CALL.as_bytes());
+            assert!(
+                matches!(r, Err(RoutingError::Mismatch(_))),
+                "{bad:?}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_modern_header_without_meta_is_invalid_params() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/list"),
+        ]);
+        assert!(matches!(check(&h, body), Err(RoutingError::MissingMeta(_))));
+    }
+}
