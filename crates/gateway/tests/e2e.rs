@@ -271,3 +271,139 @@ fn server_everything_as_an_http_upstream() {
     assert!(r["allowed"]["text"].as_str().unwrap().contains("42"), "{r}");
     assert_eq!(r["after_terminate"], 404);
 }
+
+/// One POST with curl: (status, Mcp-Session-Id, body). SSE bodies are reduced to the last event.
+fn curl_post(
+    url: &str,
+    token: &str,
+    session: Option<&str>,
+    body: &str,
+) -> (u16, Option<String>, Value) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-i", "-X", "POST", url])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["-H", "Accept: application/json, text/event-stream"])
+        .args(["-d", body]);
+    if let Some(s) = session {
+        c.args(["-H", &format!("Mcp-Session-Id: {s}")]);
+    }
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let session = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("mcp-session-id:")
+            .map(|_| l[15..].trim().to_owned())
+    });
+    let json = rest
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("data: ").map(str::to_owned))
+        .unwrap_or_else(|| rest.trim().to_owned());
+    (
+        status,
+        session,
+        serde_json::from_str(&json).unwrap_or(Value::Null),
+    )
+}
+
+fn open_session(url: &str, token: &str) -> String {
+    let (status, session, _) = curl_post(
+        url,
+        token,
+        None,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#,
+    );
+    assert_eq!(status, 200);
+    let session = session.expect("a session id");
+    let (status, _, _) = curl_post(
+        url,
+        token,
+        Some(&session),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202);
+    session
+}
+
+#[test]
+fn tasks_are_bound_to_the_principal_that_created_them() {
+    let Some(js) = interop_dir() else { return };
+    let port = gateway::free_port();
+    let server = js.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let upstream = Command::new("node")
+        .arg(&server)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut upstream = support::ChildGuard::new(upstream);
+    let out = upstream.child().stderr.take().unwrap();
+    support::Lines::spawn(out, None)
+        .find(Duration::from_secs(30), |l| {
+            l.contains("listening").then_some(())
+        })
+        .expect("server-everything says it listens");
+    // One shared upstream: only the gateway keeps one principal from another's tasks.
+    let gw = start(&format!("url = \"http://127.0.0.1:{port}/mcp\""));
+    let root = gw.token("root");
+    let intruder = gw.token("root2");
+    let mine = open_session(&gw.url, &root);
+    let (status, _, r) = curl_post(
+        &gw.url,
+        &root,
+        Some(&mine),
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"simulate-research-query","arguments":{"topic":"x"},"task":{"ttl":60000}}}"#,
+    );
+    assert_eq!(status, 200, "{r}");
+    let task = r["result"]["task"]["taskId"]
+        .as_str()
+        .expect("a task id")
+        .to_owned();
+    let get = format!(
+        r#"{{"jsonrpc":"2.0","id":4,"method":"tasks/get","params":{{"taskId":"{task}"}}}}"#
+    );
+    let (status, _, r) = curl_post(&gw.url, &root, Some(&mine), &get);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["result"]["taskId"], task.as_str());
+
+    let theirs = open_session(&gw.url, &intruder);
+    let (status, _, r) = curl_post(&gw.url, &intruder, Some(&theirs), &get);
+    assert_eq!(status, 403, "{r}");
+    assert_eq!(r["error"]["code"], -31003);
+    let list = r#"{"jsonrpc":"2.0","id":5,"method":"tasks/list"}"#;
+    let (status, _, r) = curl_post(&gw.url, &intruder, Some(&theirs), list);
+    assert_eq!(status, 200);
+    assert_eq!(
+        r["result"]["tasks"],
+        serde_json::json!([]),
+        "another principal's task is hidden"
+    );
+    let (_, _, r) = curl_post(&gw.url, &root, Some(&mine), list);
+    assert!(
+        r["result"]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["taskId"] == task.as_str()),
+        "{r}"
+    );
+    let cancel = format!(
+        r#"{{"jsonrpc":"2.0","id":6,"method":"tasks/cancel","params":{{"taskId":"{task}"}}}}"#
+    );
+    let (status, _, _) = curl_post(&gw.url, &intruder, Some(&theirs), &cancel);
+    assert_eq!(status, 403);
+    let audit = gw.audit();
+    assert!(audit.iter().any(|e| e["event"] == "decision"
+        && e["outcome"] == "deny"
+        && e["method"] == "tasks/cancel"
+        && e["reason_kind"] == "task_not_owned"));
+}

@@ -318,7 +318,14 @@ async fn authorize(
         _ => None,
     };
     let facts = SessionFacts {
-        task_owned: None,
+        // A task the gateway never saw created (before a restart, by another gateway) has an
+        // unknown owner, which the core denies.
+        task_owned: match &message.operation {
+            Operation::Task { task_id, .. } => {
+                gw.tasks.get(&**task_id).map(|o| o == x.caller.owner)
+            }
+            _ => None,
+        },
         response_outstanding: match (message.kind, &message.id) {
             (MessageKind::Response, Some(id)) => Some(session.is_outstanding(id)),
             (MessageKind::Response, None) => Some(false),
@@ -611,6 +618,12 @@ fn finish_reply(
         note_initialize(session, message, request, &line);
         return line;
     }
+    if message.operation == Operation::ListTasks {
+        return own_tasks_only(gw, x, session, message, line);
+    }
+    if memchr::memmem::find(&line, b"\"taskId\"").is_some() {
+        note_task(gw, x, &line);
+    }
     let Operation::List(kind) = message.operation else {
         return line;
     };
@@ -641,6 +654,49 @@ fn finish_reply(
     e.outcome = Some("allow");
     e.shown = Some(counts.shown);
     e.hidden = Some(counts.hidden);
+    gw.audit.record(&e);
+    Bytes::from(reply.to_string())
+}
+
+/// Binds a task the upstream created (`result.task.taskId`) to the principal that asked for it.
+fn note_task(gw: &Gateway, x: &Exchange, line: &[u8]) {
+    let Ok(reply) = serde_json::from_slice::<Value>(line) else {
+        return;
+    };
+    if let Some(id) = reply.pointer("/result/task/taskId").and_then(Value::as_str) {
+        gw.tasks.insert(id.to_owned(), x.caller.owner.clone());
+    }
+}
+
+/// A `tasks/list` result with only the caller's own tasks.
+fn own_tasks_only(
+    gw: &Gateway,
+    x: &Exchange,
+    session: &Session,
+    message: &Message,
+    line: Bytes,
+) -> Bytes {
+    let Ok(mut reply) = serde_json::from_slice::<Value>(&line) else {
+        return line;
+    };
+    let Some(tasks) = reply
+        .pointer_mut("/result/tasks")
+        .and_then(Value::as_array_mut)
+    else {
+        return line;
+    };
+    let before = tasks.len();
+    tasks.retain(|t| {
+        t.get("taskId")
+            .and_then(Value::as_str)
+            .and_then(|id| gw.tasks.get(id))
+            .is_some_and(|owner| owner == x.caller.owner)
+    });
+    let mut e = decision_event(x, session, message);
+    e.event = "list";
+    e.outcome = Some("allow");
+    e.shown = Some(tasks.len());
+    e.hidden = Some(before - tasks.len());
     gw.audit.record(&e);
     Bytes::from(reply.to_string())
 }

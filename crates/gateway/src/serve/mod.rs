@@ -50,6 +50,8 @@ pub struct Gateway {
     /// Audit events.
     pub audit: Arc<dyn AuditSink>,
     sessions: Mutex<SessionTable<Arc<Session>>>,
+    /// Who created each task the upstream reported (bounded; entries live a day).
+    tasks: moka::sync::Cache<String, Owner>,
     /// Each principal's stateless (2026-07-28) sessions, kept in `sessions` too.
     pools: Mutex<HashMap<Owner, Vec<Arc<str>>>>,
     pool_size: usize,
@@ -145,6 +147,10 @@ impl Gateway {
             audit,
             sessions: Mutex::new(SessionTable::new(limits)),
             pools: Mutex::new(HashMap::new()),
+            tasks: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(24 * 3_600))
+                .build(),
             pool_size,
             children,
             max_children,

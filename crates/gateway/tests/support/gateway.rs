@@ -64,6 +64,9 @@ roles = ["user"]
 [[users]]
 subject = "root"
 roles = ["admin"]
+[[users]]
+subject = "root2"
+roles = ["admin"]
 [server]
 public_url = "http://127.0.0.1:{port}/mcp"
 [store]
