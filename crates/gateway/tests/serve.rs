@@ -155,7 +155,21 @@ impl Harness {
             )
             .await;
         assert_eq!(n.status, StatusCode::ACCEPTED);
+        // The notification is written to the child after the 202; snapshots of what the
+        // upstream saw must not race it.
+        self.wait_upstream(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
         id
+    }
+
+    async fn wait_upstream(&self, needle: &str) {
+        for _ in 0..200 {
+            if self.upstream_saw().contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the upstream never saw {needle}");
     }
 
     fn upstream_saw(&self) -> String {
@@ -668,4 +682,45 @@ async fn stateless_2026_07_28_requests_are_checked_filtered_and_marked_private()
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["error"]["code"], -32022);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_response_nobody_asked_for_never_reaches_the_upstream() {
+    let h = harness("");
+    let alice = h.token("alice");
+    let sid = h.open(&alice).await;
+    let before = h.upstream_saw();
+    let r = h
+        .post(
+            Some(&alice),
+            Some(&sid),
+            r#"{"jsonrpc":"2.0","id":"made-up","result":{"content":[]}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], -31003);
+    assert_eq!(h.upstream_saw(), before);
+    assert!(
+        h.events("decision")
+            .iter()
+            .any(|e| e.reason_kind == Some("unsolicited_response"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_call_before_any_list_uses_the_upstreams_own_annotations() {
+    let h = harness("");
+    let alice = h.token("alice");
+    let sid = h.open(&alice).await;
+    // The gateway asks the upstream for its tools itself: `add` is read-only there.
+    let r = h.post(Some(&alice), Some(&sid), &call(2, "add")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let saw = h.upstream_saw();
+    assert!(saw.contains(r#""method":"tools/list""#), "{saw}");
+    let granted = h
+        .events("decision")
+        .into_iter()
+        .find(|e| e.target.as_deref() == Some("add"))
+        .unwrap();
+    assert!(granted.reason.unwrap().contains("@safe"));
 }

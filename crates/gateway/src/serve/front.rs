@@ -224,3 +224,34 @@ pub async fn resource_metadata(State(gw): State<Arc<Gateway>>) -> Response {
 pub async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Body::empty()).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let mut server = ServerSettings::default();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 10.0.0.2"),
+        );
+        let peer = ClientAddr("10.0.0.2".parse().unwrap());
+        assert_eq!(client_ip(&server, Some(&peer), &headers), Some(peer.0));
+        server.trusted_proxies = vec!["10.0.0.2".parse().unwrap()];
+        assert_eq!(
+            client_ip(&server, Some(&peer), &headers),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        // A client cannot push its own claim past the proxy's: the last untrusted hop wins.
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.1, 203.0.113.9"),
+        );
+        assert_eq!(
+            client_ip(&server, Some(&peer), &headers),
+            Some("203.0.113.9".parse().unwrap())
+        );
+    }
+}
