@@ -18,6 +18,8 @@ pub enum AuthMethod {
     Environment,
     /// Stated on the command line (`mcp-guard check`, `policy test`).
     Cli,
+    /// No credential, for a method configured as public (`authorization.public_methods`).
+    Anonymous,
 }
 
 impl AuthMethod {
@@ -30,6 +32,7 @@ impl AuthMethod {
             AuthMethod::Mtls => "mtls",
             AuthMethod::Environment => "environment",
             AuthMethod::Cli => "cli",
+            AuthMethod::Anonymous => "anonymous",
         }
     }
 }

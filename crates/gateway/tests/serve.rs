@@ -724,3 +724,57 @@ async fn a_tool_call_before_any_list_uses_the_upstreams_own_annotations() {
         .unwrap();
     assert!(granted.reason.unwrap().contains("@safe"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_methods_need_no_credential_but_are_still_authorized() {
+    let h = harness(
+        r#"public_methods = ["initialize", "notifications/initialized", "tools/list", "ping"]"#,
+    );
+    let r = h
+        .post(
+            None,
+            None,
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let sid = r.header("mcp-session-id").unwrap().to_owned();
+    let r = h
+        .post(
+            None,
+            Some(&sid),
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.json()["result"]["tools"],
+        json!([]),
+        "the anonymous caller has only the default role, which grants no tool"
+    );
+    let list = h.events("list");
+    assert_eq!(list[0].auth_method, Some("anonymous"));
+    // A method that is not public still needs a credential, and a bad credential is never
+    // downgraded to anonymous.
+    let r = h.post(None, Some(&sid), &call(3, "echo")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = h
+        .post(
+            Some("garbage"),
+            Some(&sid),
+            r#"{"jsonrpc":"2.0","id":4,"method":"ping"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Nor is alice's session reachable anonymously.
+    let alice = h.token("alice");
+    let hers = h.open(&alice).await;
+    let r = h
+        .post(
+            None,
+            Some(&hers),
+            r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

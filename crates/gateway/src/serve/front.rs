@@ -21,10 +21,10 @@ use super::{Gateway, Refusal};
 use crate::config::{ServerSettings, strip_port};
 use crate::tokens::{event, now_unix};
 
-/// An authenticated caller.
+/// An authenticated caller (or the anonymous one, for public methods).
 pub struct Caller {
-    /// The verified token.
-    pub token: Arc<VerifiedToken>,
+    /// The verified token; `None` for the anonymous caller.
+    pub token: Option<Arc<VerifiedToken>>,
     /// Roles and grants resolved for it.
     pub subject: Subject,
     /// Whose sessions it may use.
@@ -122,7 +122,7 @@ pub fn authenticate(
             };
             let subject = gw.config.authorizer.resolve(principal);
             Ok(Caller {
-                token: verified,
+                token: Some(verified),
                 subject,
                 owner,
                 credential,
@@ -137,6 +137,60 @@ pub fn authenticate(
             Err(Box::new(unavailable("the state store is unreachable")))
         }
     }
+}
+
+/// The issuer of the anonymous principal, which no token can claim (it is not a URL).
+pub const ANONYMOUS_ISSUER: &str = "urn:mcp-guard:anonymous";
+
+/// The caller of a request without any credential whose every message calls a public method.
+/// It is still authorized like anyone else (it has the default role at most), and its sessions
+/// are protected only by their unguessable ids.
+pub fn anonymous(gw: &Gateway, headers: &HeaderMap, body: &[u8]) -> Option<Caller> {
+    let public = &gw.config.public_methods;
+    if public.is_empty() || headers.contains_key(header::AUTHORIZATION) {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        method: Option<String>,
+    }
+    let methods: Vec<Option<String>> = match serde_json::from_slice::<Value>(body).ok()? {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| {
+                serde_json::from_value::<Probe>(v)
+                    .ok()
+                    .and_then(|p| p.method)
+            })
+            .collect(),
+        v => vec![
+            serde_json::from_value::<Probe>(v)
+                .ok()
+                .and_then(|p| p.method),
+        ],
+    };
+    if methods.is_empty()
+        || !methods
+            .iter()
+            .all(|m| m.as_ref().is_some_and(|m| public.contains(m)))
+    {
+        return None;
+    }
+    let principal = mcp_guard_core::Principal::new(
+        Some(ANONYMOUS_ISSUER.into()),
+        "anonymous",
+        mcp_guard_core::AuthMethod::Anonymous,
+    );
+    Some(Caller {
+        token: None,
+        owner: Owner {
+            issuer: principal.issuer.clone(),
+            subject: principal.subject.clone(),
+            client_id: None,
+        },
+        subject: gw.config.authorizer.resolve(principal),
+        credential: Fingerprint::of(b"anonymous"),
+    })
 }
 
 /// 503 with -31503: the gateway cannot decide, so it does not allow.

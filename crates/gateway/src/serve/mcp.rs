@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::front::{Caller, authenticate, client_ip, json_rpc_error};
+use super::front::{Caller, anonymous, authenticate, client_ip, json_rpc_error};
 use super::link::{Link, LinkError};
 use super::routing::{self, Era, MODERN, RoutingError};
 use super::session::{Pending, Session, short};
@@ -69,7 +69,12 @@ pub async fn post(
     let ip = client_ip(&gw.config.server, peer.as_deref(), &headers);
     let caller = match authenticate(&gw, &headers, ip) {
         Ok(c) => c,
-        Err(r) => return *r,
+        // The strict parse below still decides what the body is; this only lets a body whose
+        // every method is public through without a credential.
+        Err(r) => match anonymous(&gw, &headers, &body) {
+            Some(c) => c,
+            None => return *r,
+        },
     };
     if let Some(r) = check_protocol_header(&headers) {
         return r;
@@ -888,7 +893,10 @@ pub async fn get(
     let token = caller.token.clone();
     let store = gw.auth.store.clone();
     tokio::spawn(async move {
-        let expires_in = u64::try_from(token.exp.saturating_sub(now_unix())).unwrap_or(0);
+        // The anonymous caller's stream lasts as long as its session.
+        let expires_in = token.as_ref().map_or(u64::MAX / 4, |t| {
+            u64::try_from(t.exp.saturating_sub(now_unix())).unwrap_or(0)
+        });
         let expiry = tokio::time::sleep(Duration::from_secs(expires_in));
         tokio::pin!(expiry);
         let mut recheck = tokio::time::interval(Duration::from_secs(15));
@@ -903,7 +911,10 @@ pub async fn get(
                     break;
                 }
                 _ = recheck.tick() => {
-                    let revoked = token.jti.as_deref().is_some_and(|j| store.is_revoked(j).unwrap_or(true));
+                    let revoked = token
+                        .as_ref()
+                        .and_then(|t| t.jti.as_deref())
+                        .is_some_and(|j| store.is_revoked(j).unwrap_or(true));
                     if revoked {
                         tracing::info!(session = %short(&session.id), "stream closed: its token was revoked");
                         break;
