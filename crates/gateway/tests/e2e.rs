@@ -407,3 +407,44 @@ fn tasks_are_bound_to_the_principal_that_created_them() {
         && e["method"] == "tasks/cancel"
         && e["reason_kind"] == "task_not_owned"));
 }
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_then_stops_every_child() {
+    let Some(_js) = interop_dir() else { return };
+    let exe = env!("CARGO_BIN_EXE_mcp-guard");
+    let mut gw = start(&format!(
+        "command = \"{exe}\"\nargs = [\"demo\", \"stdio\"]"
+    ));
+    let root = gw.token("root");
+    let session = open_session(&gw.url, &root);
+    // `test_reconnection` answers after a pause: SIGTERM arrives while it runs.
+    let url = gw.url.clone();
+    let call = std::thread::spawn(move || {
+        curl_post(
+            &url,
+            &root,
+            Some(&session),
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"test_reconnection","arguments":{}}}"#,
+        )
+    });
+    std::thread::sleep(Duration::from_millis(40));
+    let children = pids_of_children(gw.child.id());
+    assert_eq!(children.len(), 1);
+    let _ = Command::new("kill").arg(gw.child.id().to_string()).status();
+    let (status, _, body) = call.join().unwrap();
+    assert_eq!(status, 200, "the in-flight call finished: {body}");
+    assert!(
+        body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("completed"),
+        "{body}"
+    );
+    let exit = gw.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    for pid in children {
+        let alive =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+        assert!(!alive, "child {pid} outlived the gateway");
+    }
+}

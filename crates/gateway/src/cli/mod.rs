@@ -99,6 +99,19 @@ pub struct ServeArgs {
     /// Listen here instead of `server.bind`, e.g. `127.0.0.1:0` for any free port.
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<std::net::SocketAddr>,
+    /// Log lines as text for people (default) or as JSON objects for log pipelines. `RUST_LOG`
+    /// chooses what is logged (default `info`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How `serve` writes its logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `mcp-guard demo ...`.

@@ -2,12 +2,12 @@
 
 use std::io::IsTerminal as _;
 
-use super::{Exit, ServeArgs};
+use super::{Exit, LogFormat, ServeArgs};
 use crate::config;
 
 /// Starts logging, loads the configuration and runs the gateway until a signal stops it.
 pub fn run(args: &ServeArgs) -> Exit {
-    init_logging();
+    init_logging(args.log_format);
     let mut config = match config::load(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -37,13 +37,17 @@ pub fn run(args: &ServeArgs) -> Exit {
     }
 }
 
-/// Human-readable logs on standard error; `RUST_LOG` chooses what (default `info`).
-fn init_logging() {
+/// Logs on standard error, as text or JSON; `RUST_LOG` chooses what (default `info`).
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }

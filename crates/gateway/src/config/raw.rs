@@ -72,6 +72,7 @@ pub(super) struct RawServer {
     pub max_batch: Option<usize>,
     pub request_timeout: Option<Spanned<String>>,
     pub max_concurrent_requests: Option<usize>,
+    pub shutdown_grace: Option<Spanned<String>>,
     pub tls_cert_file: Option<Spanned<String>>,
     pub tls_key_file: Option<Spanned<String>>,
 }

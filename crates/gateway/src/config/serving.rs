@@ -35,6 +35,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// The most requests served at once; more wait.
     pub max_concurrent_requests: usize,
+    /// How long in-flight requests may take to finish after SIGTERM or SIGINT.
+    pub shutdown_grace: Duration,
     /// TLS certificate chain and key, PEM; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
 }
@@ -71,6 +73,7 @@ fn base_settings() -> ServerSettings {
         max_batch: 64,
         request_timeout: Duration::from_secs(300),
         max_concurrent_requests: 512,
+        shutdown_grace: Duration::from_secs(10),
         tls: None,
     }
 }
@@ -206,6 +209,12 @@ pub(super) fn server(
     if let Some(n) = raw.max_concurrent_requests {
         s.max_concurrent_requests = n.max(1);
     }
+    s.shutdown_grace = duration(
+        src,
+        raw.shutdown_grace.as_ref(),
+        "server.shutdown_grace",
+        s.shutdown_grace.as_secs(),
+    )?;
     s.request_timeout = duration(
         src,
         raw.request_timeout.as_ref(),

@@ -294,6 +294,14 @@ impl Gateway {
         });
     }
 
+    /// Ends every session's standalone stream (shutdown), leaving requests to finish.
+    fn end_streams(&self) {
+        let all: Vec<Arc<Session>> = lock(&self.sessions).values();
+        for s in all {
+            s.end_stream();
+        }
+    }
+
     /// Closes every session (shutdown).
     fn close_all(&self) {
         let all = lock(&self.sessions).drain();
@@ -351,17 +359,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((tcp, peer)) = accepted else { continue };
-                serve_connection(tcp, peer, tls.clone(), router.clone());
+                serve_connection(tcp, peer, tls.clone(), router.clone(), graceful.watcher());
             }
             () = &mut shutdown => break,
         }
     }
-    tracing::info!("shutting down: closing sessions and upstream processes");
+    drop(listener);
+    let grace = gw.config.server.shutdown_grace;
+    tracing::info!(
+        connections = graceful.count(),
+        "shutting down: no new connections; in-flight requests have {grace:?} to finish"
+    );
     sweeper.abort();
+    // Standalone streams carry no request of their own: end them now, so only requests are
+    // waited for.
+    gw.end_streams();
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over: closing the remaining connections");
+    }
     gw.close_all();
     // Give the child watchers a moment to reap.
     for _ in 0..50 {
@@ -378,6 +401,7 @@ fn serve_connection(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     router: Router,
+    watcher: hyper_util::server::graceful::Watcher,
 ) {
     use hyper_util::rt::TokioIo;
     use tower::ServiceExt as _;
@@ -386,19 +410,31 @@ fn serve_connection(
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ClientAddr(peer.ip()));
+                // Redacted in any Debug output from here on.
+                if let Some(v) = request.headers_mut().get_mut(hyper::header::AUTHORIZATION) {
+                    v.set_sensitive(true);
+                }
                 router.clone().oneshot(request)
             },
         );
         let http = hyper::server::conn::http1::Builder::new();
         let result = match tls {
             Some(acceptor) => match acceptor.accept(tcp).await {
-                Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+                Ok(stream) => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
                 Err(e) => {
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
                     return;
                 }
             },
-            None => http.serve_connection(TokioIo::new(tcp), service).await,
+            None => {
+                watcher
+                    .watch(http.serve_connection(TokioIo::new(tcp), service))
+                    .await
+            }
         };
         if let Err(e) = result {
             tracing::debug!(%peer, "connection ended: {e}");

@@ -339,6 +339,11 @@ impl Session {
         }
     }
 
+    /// Ends the standalone stream, if one is open.
+    pub fn end_stream(&self) {
+        lock(&self.routes).get = None;
+    }
+
     /// Ends the session: kills its child, ends its streams.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);

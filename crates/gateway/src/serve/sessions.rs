@@ -215,6 +215,11 @@ impl<S: Clone> SessionTable<S> {
         }
     }
 
+    /// Every live session.
+    pub fn values(&self) -> Vec<S> {
+        self.by_id.values().map(|s| s.value.clone()).collect()
+    }
+
     /// Removes and returns every session (shutdown).
     pub fn drain(&mut self) -> Vec<S> {
         self.by_activity.clear();
