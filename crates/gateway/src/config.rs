@@ -109,6 +109,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// The MCP server behind the gateway.
     pub upstream: Upstream,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` turns them off.
+    pub metrics_bind: Option<std::net::SocketAddr>,
     /// The state store file; `None` keeps state in memory (lost at exit).
     pub store_path: Option<PathBuf>,
     /// Where audit lines go; `None` means standard error.
@@ -678,6 +680,18 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         _ => None,
     }));
     let upstream = serving::upstream(src, raw.upstream.as_ref(), &relative, &gateway_secrets)?;
+    let metrics_bind = match raw.metrics.as_ref().and_then(|m| m.bind.as_ref()) {
+        None => None,
+        Some(b) => Some(b.get_ref().parse().map_err(|_| {
+            let mut e = src.error(
+                b.span(),
+                "metrics.bind",
+                format!("invalid address `{}`", b.get_ref()),
+            );
+            e.help = Some("an IP address and a port, e.g. `127.0.0.1:9464`".into());
+            e
+        })?),
+    };
 
     Ok(Config {
         source: src.name.clone(),
@@ -688,6 +702,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         session,
         server,
         upstream,
+        metrics_bind,
         store_path,
         audit_path,
         clients,

@@ -448,3 +448,98 @@ fn sigterm_lets_in_flight_requests_finish_then_stops_every_child() {
         assert!(!alive, "child {pid} outlived the gateway");
     }
 }
+
+fn http_get(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[test]
+fn metrics_and_health_on_their_own_listener_with_bounded_labels() {
+    let Some(_js) = interop_dir() else { return };
+    let exe = env!("CARGO_BIN_EXE_mcp-guard");
+    let port = gateway::free_port();
+    let gw = gateway::start_with(
+        &format!("command = \"{exe}\"\nargs = [\"demo\", \"stdio\"]"),
+        &format!("[metrics]\nbind = \"127.0.0.1:{port}\""),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let alice = gw.token("alice");
+    let session = open_session(&gw.url, &alice);
+    let allowed = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"metric-secret-arg"}}}"#;
+    let denied = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_file","arguments":{"path":"/x"}}}"#;
+    assert_eq!(curl_post(&gw.url, &alice, Some(&session), allowed).0, 200);
+    assert_eq!(curl_post(&gw.url, &alice, Some(&session), denied).0, 403);
+    assert_eq!(
+        curl_post(&gw.url, "bad.token.here", Some(&session), allowed).0,
+        401
+    );
+
+    assert_eq!(http_get(&format!("{base}/healthz")).0, 200);
+    let (status, body) = http_get(&format!("{base}/readyz"));
+    assert_eq!(status, 200, "{body}");
+    let (status, metrics) = http_get(&format!("{base}/metrics"));
+    assert_eq!(status, 200);
+    for needle in [
+        r#"mcp_guard_decisions_total{method="tools/call",result="allow",reason="granted"} 1"#,
+        r#"mcp_guard_decisions_total{method="tools/call",result="deny",reason="no_grant"} 1"#,
+        r#"mcp_guard_http_requests_total{method="POST",status="403"} 1"#,
+        r#"mcp_guard_http_requests_total{method="POST",status="401"} 1"#,
+        "mcp_guard_authn_failures_total{kind=",
+        "mcp_guard_upstream_duration_seconds_bucket",
+        "mcp_guard_auth_duration_seconds_count",
+        "mcp_guard_sessions 1",
+        "mcp_guard_upstream_processes 1",
+        r#"mcp_guard_token_cache_total{result="hit"}"#,
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "missing `{needle}` in:\n{metrics}"
+        );
+    }
+    for secret in [
+        "alice",
+        "127.0.0.1",
+        "metric-secret-arg",
+        "delete_file",
+        &session[..8],
+    ] {
+        assert!(
+            !metrics.contains(secret),
+            "`{secret}` leaked into a label:\n{metrics}"
+        );
+    }
+    // The MCP port does not serve them.
+    assert_eq!(http_get(&gw.url.replace("/mcp", "/metrics")).0, 404);
+}
+
+#[test]
+fn readyz_says_when_the_upstream_is_down() {
+    let Some(_js) = interop_dir() else { return };
+    let port = gateway::free_port();
+    let dead = gateway::free_port();
+    let gw = gateway::start_with(
+        &format!("url = \"http://127.0.0.1:{dead}/mcp\""),
+        &format!("[metrics]\nbind = \"127.0.0.1:{port}\""),
+    );
+    let (status, body) = http_get(&format!("http://127.0.0.1:{port}/readyz"));
+    assert_eq!(status, 503, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v, serde_json::json!({"store": true, "upstream": false}));
+    assert_eq!(http_get(&format!("http://127.0.0.1:{port}/healthz")).0, 200);
+    // And a request that needs the upstream gets 502 with -31502.
+    let root = gw.token("root");
+    let (status, _, body) = curl_post(
+        &gw.url,
+        &root,
+        None,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#,
+    );
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], -31502);
+}

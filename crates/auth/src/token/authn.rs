@@ -1,6 +1,7 @@
 //! Bearer-token authentication: verification, revocation, and a bounded cache of verified tokens.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
@@ -50,6 +51,8 @@ pub struct TokenAuthenticator {
     verifier: Verifier,
     store: Arc<dyn Store>,
     cache: Cache<String, Entry>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl TokenAuthenticator {
@@ -63,6 +66,8 @@ impl TokenAuthenticator {
                 .expire_after(EntryExpiry)
                 .support_invalidation_closures()
                 .build(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -74,10 +79,12 @@ impl TokenAuthenticator {
             // A cache entry never outlives its token, but the clock may have moved past `exp`
             // between insertions and lookups.
             if hit.token.exp >= now {
+                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(hit.token);
             }
             self.cache.invalidate(&key);
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let verified = self.verifier.verify(token, now)?;
         if let Some(jti) = &verified.jti
             && self.store.is_revoked(jti)?
@@ -111,6 +118,14 @@ impl TokenAuthenticator {
     /// Drops every cached token (keys or issuers changed).
     pub fn flush(&self) {
         self.cache.invalidate_all();
+    }
+
+    /// Cache hits and misses so far, for metrics.
+    pub fn cache_counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// The verifier in use.

@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub session: Option<RawSession>,
     pub server: Option<RawServer>,
     pub upstream: Option<RawUpstream>,
+    pub metrics: Option<RawMetrics>,
     pub store: Option<RawStore>,
     pub audit: Option<RawAudit>,
     #[serde(default)]
@@ -93,6 +94,12 @@ pub(super) struct RawUpstream {
     pub pool_per_principal: Option<usize>,
     pub url: Option<Spanned<String>>,
     pub bearer_token_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub bind: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

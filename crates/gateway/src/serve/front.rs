@@ -99,6 +99,17 @@ pub fn authenticate(
     headers: &HeaderMap,
     ip: Option<IpAddr>,
 ) -> Result<Caller, Refusal> {
+    let started = std::time::Instant::now();
+    let result = authenticate_untimed(gw, headers, ip);
+    super::metrics::auth_time(started.elapsed());
+    result
+}
+
+fn authenticate_untimed(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+) -> Result<Caller, Refusal> {
     let values = headers
         .get_all(header::AUTHORIZATION)
         .iter()
@@ -107,6 +118,7 @@ pub fn authenticate(
         Ok(Some(t)) => t,
         Ok(None) => return Err(Box::new(gw.unauthorized(None))),
         Err(e) => {
+            super::metrics::authn_failure(e.kind());
             gw.audit_authn_failure(None, &e.to_string(), ip);
             return Err(Box::new(gw.unauthorized(Some("invalid_token"))));
         }
@@ -129,10 +141,12 @@ pub fn authenticate(
             })
         }
         Err(AuthnError::Token(e)) => {
+            super::metrics::authn_failure(e.kind());
             gw.audit_authn_failure(Some(&credential), &e.to_string(), ip);
             Err(Box::new(gw.unauthorized(Some("invalid_token"))))
         }
         Err(e) => {
+            super::metrics::authn_failure("store_unavailable");
             tracing::error!("cannot check the token: {e}");
             Err(Box::new(unavailable("the state store is unreachable")))
         }

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use super::front::{Caller, anonymous, authenticate, client_ip, json_rpc_error};
 use super::link::{Link, LinkError};
+use super::metrics;
 use super::routing::{self, Era, MODERN, RoutingError};
 use super::session::{Pending, Session, short};
 use super::{Gateway, Refusal};
@@ -243,6 +244,7 @@ fn session_required() -> Response {
 }
 
 fn upstream_failed(id: Option<&RequestId>, status: StatusCode) -> Response {
+    metrics::upstream_error("failed");
     json_rpc_error(
         status,
         id.map(RequestId::to_value),
@@ -513,7 +515,8 @@ async fn request(
     if link.send_routed(&bytes, &x.routing).await.is_err() {
         return upstream_failed(Some(&id), StatusCode::BAD_GATEWAY);
     }
-    let deadline = Instant::now() + gw.config.server.request_timeout;
+    let sent = Instant::now();
+    let deadline = sent + gw.config.server.request_timeout;
     let first = {
         let Some(p) = flight.pending.as_mut() else {
             return upstream_failed(Some(&id), StatusCode::BAD_GATEWAY);
@@ -524,6 +527,9 @@ async fn request(
             () = tokio::time::sleep_until(deadline) => First::Timeout,
         }
     };
+    if matches!(first, First::Reply(Some(_))) {
+        metrics::upstream_time(sent.elapsed());
+    }
     match first {
         First::Reply(Some(line)) => {
             let line = finish_reply(gw, &x, &session, &message, &bytes, line);
@@ -535,12 +541,15 @@ async fn request(
                 .into_response()
         }
         First::Reply(None) => upstream_failed(Some(&id), StatusCode::BAD_GATEWAY),
-        First::Timeout => json_rpc_error(
-            StatusCode::GATEWAY_TIMEOUT,
-            Some(id.to_value()),
-            codes::UPSTREAM_TIMEOUT,
-            "Upstream timeout",
-        ),
+        First::Timeout => {
+            metrics::upstream_error("timeout");
+            json_rpc_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                Some(id.to_value()),
+                codes::UPSTREAM_TIMEOUT,
+                "Upstream timeout",
+            )
+        }
         First::Event(event) => {
             let (tx, rx) = mpsc::channel::<Bytes>(16);
             let gw = gw.clone();

@@ -5,6 +5,7 @@
 mod front;
 mod link;
 mod mcp;
+mod metrics;
 mod routing;
 mod session;
 pub mod sessions;
@@ -177,6 +178,7 @@ impl Gateway {
                     .delete(mcp::delete),
             )
             .layer(DefaultBodyLimit::max(server.max_body_bytes))
+            .layer(axum::middleware::from_fn(metrics::track))
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                 server.max_concurrent_requests,
             ));
@@ -310,12 +312,22 @@ impl Gateway {
         }
     }
 
+    /// How many sessions are live (stateless pools included).
+    pub fn session_count(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
     /// How many upstream child processes are alive.
     pub fn children(&self) -> usize {
         self.children.load(Ordering::SeqCst)
     }
 
     fn record_decision(&self, mut e: AuditEvent, d: &Decision) {
+        metrics::decision(
+            e.method.as_deref().unwrap_or(""),
+            d.verdict.as_str(),
+            d.reason.kind(),
+        );
         e.outcome = Some(d.verdict.as_str());
         e.permission = d.permission.as_ref().map(ToString::to_string);
         e.reason = Some(d.explain());
@@ -345,6 +357,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tls = tls.is_some(),
         "mcp-guard listening"
     );
+    if let Some(bind) = gw.config.metrics_bind {
+        metrics::install();
+        metrics::serve(gw.clone(), bind).await?;
+    }
     let router = gw.router();
     let sweeper = {
         let gw = gw.clone();

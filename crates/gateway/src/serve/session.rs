@@ -147,6 +147,7 @@ impl Session {
         let replay = lock(&self.init).clone();
         if let Some((id, request)) = replay {
             tracing::info!(session = %short(&self.id), "replaying initialize to a new upstream process");
+            super::metrics::upstream_restart();
             let rx = link.expect(id)?;
             link.send(&request).await?;
             match tokio::time::timeout(timeout, rx).await {

@@ -49,6 +49,11 @@ pub fn free_port() -> u16 {
 /// Starts a gateway whose `[upstream]` section is `upstream`; `alice` is a `user`, `root` an
 /// `admin`, state and audit live in a temporary folder.
 pub fn start(upstream: &str) -> Running {
+    start_with(upstream, "")
+}
+
+/// Like [`start`], with more configuration appended (whole sections).
+pub fn start_with(upstream: &str, extra: &str) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("gw.toml");
@@ -75,6 +80,7 @@ path = "state.db"
 path = "audit.jsonl"
 [upstream]
 {upstream}
+{extra}
 "#
         ),
     )
