@@ -107,6 +107,85 @@ impl<W: Write + Send> AuditSink for JsonLines<W> {
     }
 }
 
+/// An append-only file that is renamed to `<path>.1` (older ones shifting to `.2` ... `.keep`,
+/// the oldest dropped) before a line would take it past `max_bytes`.
+pub struct RotatingFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    size: u64,
+    max_bytes: u64,
+    keep: usize,
+    at_line_start: bool,
+}
+
+impl RotatingFile {
+    /// Opens (or creates) `path` for appending, owner-only.
+    pub fn open(path: &std::path::Path, max_bytes: u64, keep: usize) -> std::io::Result<Self> {
+        let file = Self::open_file(path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingFile {
+            path: path.to_owned(),
+            file,
+            size,
+            max_bytes: max_bytes.max(1),
+            keep,
+            at_line_start: true,
+        })
+    }
+
+    fn open_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+    }
+
+    fn numbered(&self, n: usize) -> std::path::PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        name.into()
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        if self.keep == 0 {
+            std::fs::remove_file(&self.path)?;
+        } else {
+            for n in (1..self.keep).rev() {
+                let from = self.numbered(n);
+                if from.exists() {
+                    std::fs::rename(&from, self.numbered(n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, self.numbered(1))?;
+        }
+        self.file = Self::open_file(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Only between lines, so a line is never split across files.
+        if self.at_line_start && self.size > 0 && self.size + buf.len() as u64 > self.max_bytes {
+            self.rotate()?;
+        }
+        let n = self.file.write(buf)?;
+        self.size += n as u64;
+        if n > 0 {
+            self.at_line_start = buf[n - 1] == b'\n';
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Keeps events in memory (tests, `--json` summaries).
 #[derive(Default)]
 pub struct MemorySink {
@@ -195,5 +274,44 @@ mod tests {
         assert_eq!(v["event"], "token_revoked");
         assert_eq!(v["jti"], "j1");
         assert!(v.get("subject").is_none());
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+
+    #[test]
+    fn files_rotate_between_lines_and_keep_a_bounded_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let sink = JsonLines::new(RotatingFile::open(&path, 300, 2).unwrap());
+        for i in 0..20 {
+            sink.record(&AuditEvent {
+                time: format!("t{i}"),
+                event: "decision",
+                reason: Some("x".repeat(60)),
+                ..AuditEvent::default()
+            });
+        }
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+        let current = read(&path);
+        let one = read(&dir.path().join("audit.jsonl.1"));
+        let two = read(&dir.path().join("audit.jsonl.2"));
+        assert!(
+            !dir.path().join("audit.jsonl.3").exists(),
+            "only `keep` old files"
+        );
+        for text in [&current, &one, &two] {
+            assert!(!text.is_empty());
+            assert!(text.len() <= 300, "{}", text.len());
+            for line in text.lines() {
+                serde_json::from_str::<serde_json::Value>(line).expect("whole lines only");
+            }
+        }
+        assert!(
+            current.contains("\"time\":\"t19\""),
+            "the newest line is in the current file"
+        );
     }
 }

@@ -90,6 +90,38 @@ pub enum IssuerKeys {
     SecretEnv(String),
 }
 
+/// Where audit lines go (`[audit]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditTarget {
+    /// Standard error (default), standard output, or a file.
+    pub path: AuditPath,
+    /// A file is rotated before it grows past this many bytes.
+    pub max_bytes: u64,
+    /// How many rotated files are kept (`<path>.1` is the newest).
+    pub keep: usize,
+}
+
+impl Default for AuditTarget {
+    fn default() -> Self {
+        AuditTarget {
+            path: AuditPath::Stderr,
+            max_bytes: 100 << 20,
+            keep: 5,
+        }
+    }
+}
+
+/// The destination of audit lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditPath {
+    /// Standard error.
+    Stderr,
+    /// Standard output.
+    Stdout,
+    /// An append-only file, rotated by size.
+    File(PathBuf),
+}
+
 /// A loaded, checked configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -113,8 +145,8 @@ pub struct Config {
     pub metrics_bind: Option<std::net::SocketAddr>,
     /// The state store file; `None` keeps state in memory (lost at exit).
     pub store_path: Option<PathBuf>,
-    /// Where audit lines go; `None` means standard error.
-    pub audit_path: Option<PathBuf>,
+    /// Where audit lines go.
+    pub audit: AuditTarget,
     /// Confidential OAuth clients (`[[clients]]`), secrets as argon2 hashes.
     pub clients: Vec<mcp_guard_auth::clients::Client>,
     /// Trusted external JWT issuers (`[[issuers]]`).
@@ -608,11 +640,18 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         Some(p) if p.get_ref() == ":memory:" => None,
         Some(p) => Some(relative(p.get_ref())),
     };
-    let audit_path = raw
-        .audit
-        .as_ref()
-        .and_then(|a| a.path.as_ref())
-        .map(|p| relative(p.get_ref()));
+    let audit = match raw.audit.as_ref() {
+        None => AuditTarget::default(),
+        Some(a) => AuditTarget {
+            path: match a.path.as_ref().map(|p| p.get_ref().as_str()) {
+                None | Some("stderr") => AuditPath::Stderr,
+                Some("stdout") => AuditPath::Stdout,
+                Some(p) => AuditPath::File(relative(p)),
+            },
+            max_bytes: a.max_bytes.unwrap_or(AuditTarget::default().max_bytes),
+            keep: a.keep.unwrap_or(AuditTarget::default().keep),
+        },
+    };
     let mut issuers = Vec::new();
     for (i, x) in raw.issuers.iter().enumerate() {
         let key = format!("issuers[{i}]");
@@ -704,7 +743,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         upstream,
         metrics_bind,
         store_path,
-        audit_path,
+        audit,
         clients,
         issuers,
         warnings,

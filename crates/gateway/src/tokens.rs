@@ -1,19 +1,18 @@
 //! Wires the token pieces of `mcp-guard-auth` to the configuration: store, signing keys, issuer,
 //! verifier, audit sink.
 
-use std::fs::OpenOptions;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use mcp_guard_auth::audit::{AuditEvent, AuditSink, JsonLines, rfc3339_millis};
+use mcp_guard_auth::audit::{AuditEvent, AuditSink, JsonLines, RotatingFile, rfc3339_millis};
 use mcp_guard_auth::store::{MemoryStore, SqliteStore, Store};
 use mcp_guard_auth::token::{
     Algorithm, IssuerPolicy, KeyRing, KeySet, SigningKey, TokenAuthenticator, TokenIssuer,
     Verifier, VerifyKey, parse_alg,
 };
 
-use crate::config::{Config, ExternalIssuer, IssuerKeys};
+use crate::config::{AuditPath, Config, ExternalIssuer, IssuerKeys};
 
 /// The wall clock in Unix seconds, read at the edge.
 pub fn now_unix() -> i64 {
@@ -40,18 +39,17 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     })
 }
 
-/// Opens the configured audit sink (a file, or standard error).
+/// Opens the configured audit sink: standard error, standard output, or a rotated file.
 pub fn open_audit(config: &Config) -> anyhow::Result<Arc<dyn AuditSink>> {
-    Ok(match &config.audit_path {
-        Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+    let a = &config.audit;
+    Ok(match &a.path {
+        AuditPath::File(path) => {
+            let file = RotatingFile::open(path, a.max_bytes, a.keep)
                 .with_context(|| format!("opening the audit log `{}`", path.display()))?;
             Arc::new(JsonLines::new(file))
         }
-        None => Arc::new(JsonLines::new(std::io::stderr())),
+        AuditPath::Stdout => Arc::new(JsonLines::new(std::io::stdout())),
+        AuditPath::Stderr => Arc::new(JsonLines::new(std::io::stderr())),
     })
 }
 

@@ -52,7 +52,8 @@ fn make_pki(dir: &Path) -> Pki {
 
     let mut leaf =
         CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.use_authority_key_identifier_extension = true;
@@ -251,7 +252,14 @@ fn curl(dir: &Path, args: &[&str]) -> Curl {
 }
 
 /// A JSON-RPC POST to `url` trusting the test CA.
-fn post(gw: &Served, url: &str, extra: &[&str], token: &str, session: Option<&str>, body: &str) -> Curl {
+fn post(
+    gw: &Served,
+    url: &str,
+    extra: &[&str],
+    token: &str,
+    session: Option<&str>,
+    body: &str,
+) -> Curl {
     let ca = gw.pki.ca.to_str().unwrap().to_owned();
     let auth = format!("Authorization: Bearer {token}");
     let sid = session.map(|s| format!("Mcp-Session-Id: {s}"));
@@ -286,7 +294,11 @@ fn https_with_a_certificate_from_a_test_ca_serves_mcp() {
     let sid = r.header("mcp-session-id").expect("a session id");
     assert!(sid.len() >= 22, "{sid}");
     assert_eq!(r.json()["id"], 1);
-    assert!(r.json()["result"]["protocolVersion"].is_string(), "{}", r.body);
+    assert!(
+        r.json()["result"]["protocolVersion"].is_string(),
+        "{}",
+        r.body
+    );
 
     let r = post(
         &gw,
@@ -396,7 +408,12 @@ fn run_to_end(args: &[&str], config: &Path) -> (ExitStatus, String) {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status, err)
 }
 
@@ -485,4 +502,25 @@ fn a_certificate_without_its_key_is_a_config_error_at_its_line() {
         assert!(err.contains("tls_key_file"), "{args:?}: {err}");
         assert!(!err.contains("mcp-guard listening"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn config_check_reads_the_tls_files_as_serve_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let missing = dir.path().join("no-such-cert.pem");
+    let config = dir.path().join("gw.toml");
+    std::fs::write(
+        &config,
+        config_text(&format!(
+            "public_url = \"https://127.0.0.1:{}/mcp\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"",
+            free_port(),
+            missing.display(),
+            pki.key.display()
+        )),
+    )
+    .unwrap();
+    let (status, err) = run_to_end(&["config", "check"], &config);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
 }

@@ -16,6 +16,12 @@ pub(super) fn run(args: &ConfigCheckArgs) -> Exit {
         eprintln!("error: {}: {e:#}", config.source);
         return Exit::Usage;
     }
+    if let Some(tls) = &config.server.tls
+        && let Err(e) = crate::serve::tls_acceptor(&tls.cert_file, &tls.key_file)
+    {
+        eprintln!("error: {}: {e:#}", config.source);
+        return Exit::Usage;
+    }
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }

@@ -112,6 +112,8 @@ pub(super) struct RawStore {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAudit {
     pub path: Option<Spanned<String>>,
+    pub max_bytes: Option<u64>,
+    pub keep: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

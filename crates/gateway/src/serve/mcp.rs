@@ -573,6 +573,11 @@ async fn request(
                             }
                         }
                         () = tokio::time::sleep_until(deadline) => break error_line(&id, codes::UPSTREAM_TIMEOUT, "Upstream timeout"),
+                        // The client went away: dropping `flight` tells the upstream at once.
+                        () = tx.closed() => {
+                            session.end(&p);
+                            return;
+                        }
                     }
                 };
                 session.end(&p);
@@ -908,7 +913,8 @@ pub async fn get(
         });
         let expiry = tokio::time::sleep(Duration::from_secs(expires_in));
         tokio::pin!(expiry);
-        let mut recheck = tokio::time::interval(Duration::from_secs(15));
+        let every = Duration::from_secs(15);
+        let mut recheck = tokio::time::interval_at(Instant::now() + every, every);
         loop {
             tokio::select! {
                 m = messages.recv() => match m {

@@ -234,11 +234,19 @@ impl Gateway {
                 )));
             }
         };
-        // Children are capped apart from sessions: make room by ending the least active.
-        while self.children.load(Ordering::SeqCst) >= self.max_children {
+        // Children are capped apart from sessions: make room by ending the least active. A
+        // killed child is reaped a moment later, so count what is being freed rather than
+        // waiting for the counter (which would evict everyone).
+        let mut freeing = 0;
+        while self.children.load(Ordering::SeqCst).saturating_sub(freeing) >= self.max_children {
             let evicted = lock(&self.sessions).evict_least_active();
             match evicted {
-                Some(s) => s.close(),
+                Some(s) => {
+                    tracing::info!(session = %session::short(&s.id), "session evicted: child process cap");
+                    if s.close() {
+                        freeing += 1;
+                    }
+                }
                 None => break,
             }
         }
@@ -278,7 +286,7 @@ impl Gateway {
     fn close_session(&self, id: &str) {
         let removed = lock(&self.sessions).remove(id);
         if let Some(s) = removed {
-            s.close();
+            let _ = s.close();
         }
     }
 
@@ -308,7 +316,7 @@ impl Gateway {
     fn close_all(&self) {
         let all = lock(&self.sessions).drain();
         for s in all {
-            s.close();
+            let _ = s.close();
         }
     }
 
@@ -458,7 +466,10 @@ fn serve_connection(
     });
 }
 
-fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<TlsAcceptor> {
+pub(crate) fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)

@@ -345,16 +345,20 @@ impl Session {
         lock(&self.routes).get = None;
     }
 
-    /// Ends the session: kills its child, ends its streams.
-    pub fn close(&self) {
+    /// Ends the session: kills its child, ends its streams. Returns whether a live upstream
+    /// connection was ended (its child is reaped shortly after).
+    pub fn close(&self) -> bool {
         self.closed.store(true, Ordering::SeqCst);
+        let mut ended = false;
         if let Some(link) = lock(&self.link).take() {
+            ended = link.is_alive();
             link.kill();
         }
         let mut routes = lock(&self.routes);
         routes.get = None;
         routes.waiters.clear();
         routes.queue.clear();
+        ended
     }
 }
 
