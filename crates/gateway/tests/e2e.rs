@@ -543,3 +543,91 @@ fn readyz_says_when_the_upstream_is_down() {
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], -31502);
 }
+
+#[test]
+fn no_token_secret_or_argument_value_reaches_logs_or_audit() {
+    let Some(_js) = interop_dir() else { return };
+    let exe = env!("CARGO_BIN_EXE_mcp-guard");
+    let secret = mcp_guard_auth::clients::generate_secret().unwrap();
+    let secret = secret.expose().to_owned();
+    let hash = mcp_guard_auth::clients::hash_secret(&secret).unwrap();
+    let gw = gateway::start_with(
+        &format!("command = \"{exe}\"\nargs = [\"demo\", \"stdio\"]"),
+        &format!("[[clients]]\nid = \"ci-bot\"\nsecret_hash = \"{hash}\"\nroles = [\"user\"]\n"),
+    );
+    let token_url = gw.url.replace("/mcp", "/oauth/token");
+    let grant = |secret: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-u",
+                &format!("ci-bot:{secret}"),
+                "-d",
+                "grant_type=client_credentials",
+                &token_url,
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let wrong_secret = "wrong-secret-Zq8vX1";
+    assert_eq!(grant(wrong_secret)["error"], "invalid_client");
+    let issued = grant(&secret);
+    let bot = issued["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    let alice = gw.token("alice");
+
+    let echo_value = "argument-value-Kx93jQ";
+    let path_value = "argument-path-Wm27pL";
+    for token in [&bot, &alice] {
+        let session = open_session(&gw.url, token);
+        let call = format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{echo_value}"}}}}}}"#
+        );
+        let (status, _, body) = curl_post(&gw.url, token, Some(&session), &call);
+        assert_eq!(status, 200, "{body}");
+        let denied = format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"delete_file","arguments":{{"path":"{path_value}"}}}}}}"#
+        );
+        assert_eq!(curl_post(&gw.url, token, Some(&session), &denied).0, 403);
+    }
+    // A token with a forged signature: refused, and its parts are not echoed either.
+    let mut parts: Vec<&str> = alice.split('.').collect();
+    let forged_sig = "AAAAforgedsignatureAAAA";
+    parts[2] = forged_sig;
+    let forged = parts.join(".");
+    assert_eq!(
+        curl_post(
+            &gw.url,
+            &forged,
+            None,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#
+        )
+        .0,
+        401
+    );
+
+    std::thread::sleep(Duration::from_millis(200));
+    let audit = std::fs::read_to_string(gw.config.with_file_name("audit.jsonl")).unwrap();
+    let logs = gw.logs.lock().unwrap().clone();
+    assert!(audit.contains("\"event\":\"decision\"") && audit.contains("authn_failed"));
+    let mut needles: Vec<String> = vec![
+        secret.clone(),
+        wrong_secret.into(),
+        echo_value.into(),
+        path_value.into(),
+        forged_sig.into(),
+    ];
+    for t in [&bot, &alice] {
+        needles.extend(t.split('.').map(str::to_owned));
+    }
+    for needle in &needles {
+        assert!(
+            !audit.contains(needle.as_str()),
+            "`{needle}` in the audit log"
+        );
+        assert!(!logs.contains(needle.as_str()), "`{needle}` in the logs");
+    }
+}

@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,6 +17,8 @@ pub struct Running {
     pub url: String,
     /// Its configuration file.
     pub config: PathBuf,
+    /// Everything it has written to standard error so far.
+    pub logs: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -95,12 +98,18 @@ path = "audit.jsonl"
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let logs = Arc::new(Mutex::new(String::new()));
+    let kept = logs.clone();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if !sent && line.contains("mcp-guard listening") {
                 let _ = tx.send(());
                 sent = true;
+            }
+            if let Ok(mut l) = kept.lock() {
+                l.push_str(&line);
+                l.push('\n');
             }
         }
     });
@@ -110,6 +119,7 @@ path = "audit.jsonl"
         child,
         url: format!("http://127.0.0.1:{port}/mcp"),
         config,
+        logs,
         _dir: dir,
     }
 }
