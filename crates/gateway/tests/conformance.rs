@@ -225,6 +225,10 @@ fn conformance_server_scenarios_pass_through_the_gateway() {
         audit.iter().all(|e| e["outcome"] != "deny"),
         "an admin is never denied"
     );
+    let logs = gw.logs.lock().expect("logs").clone();
+    for part in token.split('.') {
+        assert!(!logs.contains(part), "a token segment reached the logs");
+    }
 
     // Without the token, the suite gets nowhere.
     let run = conformance(
