@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::audit::{AuditEvent, AuditSink, rfc3339_millis};
 use crate::clients::{Client, ClientRegistry};
 use crate::store::Store;
-use crate::token::{GrantError, Grants, TokenAuthenticator, TokenIssuer};
+use crate::token::{GrantError, Grants, TokenAuthenticator, TokenIssuer, Verifier};
 
 /// The client address, put into request extensions by whoever accepts the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,10 +332,10 @@ async fn client_request(
     })
 }
 
-fn grants(server: &AuthServer) -> Grants<'_> {
+fn grants<'a>(server: &'a AuthServer, verifier: &'a Verifier) -> Grants<'a> {
     Grants {
         issuer: &server.issuer,
-        verifier: server.authn.verifier(),
+        verifier,
         store: &*server.store,
         audit: &*server.audit,
         time: rfc3339_millis((server.clock)()),
@@ -367,7 +367,8 @@ async fn token(
     }
     let resource = resources.first().map(String::as_str);
     let now = (server.clock)() / 1000;
-    let g = grants(&server);
+    let verifier = server.authn.verifier();
+    let g = grants(&server, &verifier);
     let result = match params.get("grant_type").map(String::as_str) {
         Some("client_credentials") => g.client_credentials(
             &client,

@@ -127,6 +127,8 @@ pub enum AuditPath {
 pub struct Config {
     /// Where it came from (`<embedded defaults>` when built in).
     pub source: String,
+    /// The file it was read from, if any.
+    pub path: Option<PathBuf>,
     /// The compiled authorizer.
     pub authorizer: Authorizer,
     /// Methods that need no authentication; empty by default.
@@ -293,7 +295,9 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         message: format!("cannot read the file: {e}"),
         help: None,
     })?;
-    load_str(&path.display().to_string(), &text, path.parent())
+    let mut config = load_str(&path.display().to_string(), &text, path.parent())?;
+    config.path = Some(path.to_owned());
+    Ok(config)
 }
 
 /// Loads the configuration built into the binary.
@@ -734,6 +738,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
 
     Ok(Config {
         source: src.name.clone(),
+        path: None,
         authorizer,
         public_methods,
         deny_mode,

@@ -216,19 +216,9 @@ pub fn external_policy(config: &Config, x: &ExternalIssuer) -> anyhow::Result<Is
     })
 }
 
-/// Opens store, keys, issuer and verifier; makes a signing key when the store has none (as the
-/// first start does).
-pub fn open(config: &Config) -> anyhow::Result<Tokens> {
-    let store = open_store(config)?;
-    let keys = load_keys(config, &*store, true)?;
+/// The verifier of the gateway's own tokens (by the keys it has) and the trusted issuers'.
+fn verifier_for(config: &Config, keys: &KeySource) -> anyhow::Result<Verifier> {
     let (iss, aud) = own_identity(config);
-    let issuer = TokenIssuer::new(
-        iss.clone(),
-        aud.clone(),
-        config.token.access_token_expiry,
-        config.token.refresh_token_expiry,
-        keys.current(),
-    );
     let own = IssuerPolicy {
         issuer: iss,
         own: true,
@@ -244,9 +234,32 @@ pub fn open(config: &Config) -> anyhow::Result<Tokens> {
             external_policy(config, x).with_context(|| format!("trusted issuer `{}`", x.issuer))?,
         );
     }
-    let verifier = Verifier::new(policies)
+    Ok(Verifier::new(policies)
         .leeway(config.token.leeway)
-        .max_bytes(config.token.max_token_bytes);
+        .max_bytes(config.token.max_token_bytes))
+}
+
+/// A verifier for a reloaded configuration: keys read again from the store (a `keys rotate` in
+/// another process shows up) or the configured files, and the trusted issuers as configured now.
+pub fn open_verifier(config: &Config, store: &dyn Store) -> anyhow::Result<Verifier> {
+    let keys = load_keys(config, store, false)?;
+    verifier_for(config, &keys)
+}
+
+/// Opens store, keys, issuer and verifier; makes a signing key when the store has none (as the
+/// first start does).
+pub fn open(config: &Config) -> anyhow::Result<Tokens> {
+    let store = open_store(config)?;
+    let keys = load_keys(config, &*store, true)?;
+    let (iss, aud) = own_identity(config);
+    let issuer = TokenIssuer::new(
+        iss.clone(),
+        aud.clone(),
+        config.token.access_token_expiry,
+        config.token.refresh_token_expiry,
+        keys.current(),
+    );
+    let verifier = verifier_for(config, &keys)?;
     let authn = TokenAuthenticator::new(verifier, store.clone(), 10_000);
     Ok(Tokens {
         store,

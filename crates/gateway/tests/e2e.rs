@@ -631,3 +631,68 @@ fn no_token_secret_or_argument_value_reaches_logs_or_audit() {
         assert!(!logs.contains(needle.as_str()), "`{needle}` in the logs");
     }
 }
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn reloads_swap_the_rules_atomically_and_a_bad_file_keeps_the_old_ones() {
+    let Some(_js) = interop_dir() else { return };
+    let exe = env!("CARGO_BIN_EXE_mcp-guard");
+    let gw = start(&format!(
+        "command = \"{exe}\"\nargs = [\"demo\", \"stdio\"]"
+    ));
+    let alice = gw.token("alice");
+    let session = open_session(&gw.url, &alice);
+    let delete = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"delete_file","arguments":{"path":"/x"}}}"#;
+    assert_eq!(curl_post(&gw.url, &alice, Some(&session), delete).0, 403);
+
+    // SIGHUP after making alice an admin: the same token and session may now delete.
+    let original = std::fs::read_to_string(&gw.config).unwrap();
+    let promoted = original.replacen(
+        "subject = \"alice\"\nroles = [\"user\"]",
+        "subject = \"alice\"\nroles = [\"admin\"]",
+        1,
+    );
+    assert_ne!(original, promoted);
+    std::fs::write(&gw.config, &promoted).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status();
+    wait_for("the reload", || {
+        curl_post(&gw.url, &alice, Some(&session), delete).0 == 200
+    });
+
+    // A file that fails validation changes nothing and says why.
+    std::fs::write(
+        &gw.config,
+        promoted.replace("roles = [\"admin\"]", "roles = [\"no-such-role\"]"),
+    )
+    .unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status();
+    wait_for("the refused reload in the audit log", || {
+        gw.audit()
+            .iter()
+            .any(|e| e["event"] == "config_reload" && e["outcome"] == "fail")
+    });
+    assert_eq!(
+        curl_post(&gw.url, &alice, Some(&session), delete).0,
+        200,
+        "the old rules still serve"
+    );
+    let logs = gw.logs.lock().unwrap().clone();
+    assert!(logs.contains("previous one keeps serving"), "{logs}");
+
+    // Without a signal, a change of the file is picked up by the watch.
+    std::fs::write(&gw.config, &original).unwrap();
+    wait_for("the watched reload", || {
+        curl_post(&gw.url, &alice, Some(&session), delete).0 == 403
+    });
+}

@@ -278,7 +278,10 @@ async fn failed_client_authentication_is_throttled_and_audited() {
 #[tokio::test]
 async fn refresh_rotation_and_reuse_over_http() {
     let f = fixture();
-    let (first, _) = grants(&f.server).start_family("svc", "alice", NOW).unwrap();
+    let verifier = f.server.authn.verifier();
+    let (first, _) = grants(&f.server, &verifier)
+        .start_family("svc", "alice", NOW)
+        .unwrap();
     let body = format!(
         "grant_type=refresh_token&refresh_token={}",
         first.token.expose()

@@ -48,7 +48,7 @@ impl moka::Expiry<String, Entry> for EntryExpiry {
 
 /// Verifies bearer tokens, checks revocation, and caches the result.
 pub struct TokenAuthenticator {
-    verifier: Verifier,
+    verifier: arc_swap::ArcSwap<Verifier>,
     store: Arc<dyn Store>,
     cache: Cache<String, Entry>,
     hits: AtomicU64,
@@ -59,7 +59,7 @@ impl TokenAuthenticator {
     /// An authenticator over a verifier and a store, caching up to `capacity` tokens.
     pub fn new(verifier: Verifier, store: Arc<dyn Store>, capacity: u64) -> Self {
         TokenAuthenticator {
-            verifier,
+            verifier: arc_swap::ArcSwap::from_pointee(verifier),
             store,
             cache: Cache::builder()
                 .max_capacity(capacity)
@@ -85,7 +85,7 @@ impl TokenAuthenticator {
             self.cache.invalidate(&key);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let verified = self.verifier.verify(token, now)?;
+        let verified = self.verifier.load().verify(token, now)?;
         if let Some(jti) = &verified.jti
             && self.store.is_revoked(jti)?
         {
@@ -129,7 +129,14 @@ impl TokenAuthenticator {
     }
 
     /// The verifier in use.
-    pub fn verifier(&self) -> &Verifier {
-        &self.verifier
+    pub fn verifier(&self) -> Arc<Verifier> {
+        self.verifier.load_full()
+    }
+
+    /// Replaces the verifier (keys or issuers changed) and drops every cached token, so none
+    /// verified under the old keys outlives the change.
+    pub fn replace_verifier(&self, verifier: Verifier) {
+        self.verifier.store(Arc::new(verifier));
+        self.flush();
     }
 }

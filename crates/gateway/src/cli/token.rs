@@ -61,9 +61,10 @@ pub(super) fn issue(args: &TokenIssueArgs) -> Exit {
         return Exit::Ok;
     }
     let client = args.client.clone().unwrap_or_else(|| args.sub.clone());
+    let verifier = t.authn.verifier();
     let grants = Grants {
         issuer: &t.issuer,
-        verifier: t.authn.verifier(),
+        verifier: &verifier,
         store: &*t.store,
         audit: &*t.audit,
         time: rfc3339_millis(tokens::now_millis()),

@@ -17,7 +17,7 @@ use mcp_guard_core::Subject;
 use serde_json::{Value, json};
 
 use super::sessions::Owner;
-use super::{Gateway, Refusal};
+use super::{Gateway, Refusal, Rules};
 use crate::config::{ServerSettings, strip_port};
 use crate::tokens::{event, now_unix};
 
@@ -96,17 +96,19 @@ pub fn client_ip(
 /// Authenticates the request's bearer token; the error is the finished 401 or 503 response.
 pub fn authenticate(
     gw: &Gateway,
+    rules: &Rules,
     headers: &HeaderMap,
     ip: Option<IpAddr>,
 ) -> Result<Caller, Refusal> {
     let started = std::time::Instant::now();
-    let result = authenticate_untimed(gw, headers, ip);
+    let result = authenticate_untimed(gw, rules, headers, ip);
     super::metrics::auth_time(started.elapsed());
     result
 }
 
 fn authenticate_untimed(
     gw: &Gateway,
+    rules: &Rules,
     headers: &HeaderMap,
     ip: Option<IpAddr>,
 ) -> Result<Caller, Refusal> {
@@ -132,7 +134,7 @@ fn authenticate_untimed(
                 subject: principal.subject.clone(),
                 client_id: principal.client_id.clone(),
             };
-            let subject = gw.config.authorizer.resolve(principal);
+            let subject = rules.authorizer.resolve(principal);
             Ok(Caller {
                 token: Some(verified),
                 subject,
@@ -159,8 +161,8 @@ pub const ANONYMOUS_ISSUER: &str = "urn:mcp-guard:anonymous";
 /// The caller of a request without any credential whose every message calls a public method.
 /// It is still authorized like anyone else (it has the default role at most), and its sessions
 /// are protected only by their unguessable ids.
-pub fn anonymous(gw: &Gateway, headers: &HeaderMap, body: &[u8]) -> Option<Caller> {
-    let public = &gw.config.public_methods;
+pub fn anonymous(rules: &Rules, headers: &HeaderMap, body: &[u8]) -> Option<Caller> {
+    let public = &rules.public_methods;
     if public.is_empty() || headers.contains_key(header::AUTHORIZATION) {
         return None;
     }
@@ -202,7 +204,7 @@ pub fn anonymous(gw: &Gateway, headers: &HeaderMap, body: &[u8]) -> Option<Calle
             subject: principal.subject.clone(),
             client_id: None,
         },
-        subject: gw.config.authorizer.resolve(principal),
+        subject: rules.authorizer.resolve(principal),
         credential: Fingerprint::of(b"anonymous"),
     })
 }
@@ -247,7 +249,8 @@ impl Gateway {
 
     /// 401: no credential (a plain challenge) or an invalid one (`error="invalid_token"`).
     pub fn unauthorized(&self, error: Option<&str>) -> Response {
-        let scope = self.challenge_scope.as_str();
+        let rules = self.rules();
+        let scope = rules.challenge_scope.as_str();
         let mut response = json_rpc_error(
             StatusCode::UNAUTHORIZED,
             None,
@@ -280,7 +283,7 @@ impl Gateway {
 
 /// The Protected Resource Metadata document (RFC 9728).
 pub async fn resource_metadata(State(gw): State<Arc<Gateway>>) -> Response {
-    let mut r = axum::Json(gw.resource_metadata.clone()).into_response();
+    let mut r = axum::Json(gw.rules().resource_metadata.clone()).into_response();
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=300"),

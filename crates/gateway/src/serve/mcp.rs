@@ -28,7 +28,7 @@ use super::link::{Link, LinkError};
 use super::metrics;
 use super::routing::{self, Era, MODERN, RoutingError};
 use super::session::{Pending, Session, short};
-use super::{Gateway, Refusal};
+use super::{Gateway, Refusal, Rules};
 use crate::config::DenyMode;
 use crate::tokens::{event, now_unix};
 
@@ -40,6 +40,8 @@ const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 
 /// Everything one request needs besides the gateway.
 struct Exchange {
+    /// The rules this request started with (a reload does not change them mid-request).
+    rules: Arc<Rules>,
     caller: Caller,
     ip: Option<IpAddr>,
     user_agent: Option<String>,
@@ -68,11 +70,12 @@ pub async fn post(
     body: Bytes,
 ) -> Response {
     let ip = client_ip(&gw.config.server, peer.as_deref(), &headers);
-    let caller = match authenticate(&gw, &headers, ip) {
+    let rules = gw.rules();
+    let caller = match authenticate(&gw, &rules, &headers, ip) {
         Ok(c) => c,
         // The strict parse below still decides what the body is; this only lets a body whose
         // every method is public through without a credential.
-        Err(r) => match anonymous(&gw, &headers, &body) {
+        Err(r) => match anonymous(&rules, &headers, &body) {
             Some(c) => c,
             None => return *r,
         },
@@ -122,6 +125,7 @@ pub async fn post(
         HeaderMap::new()
     };
     let x = Exchange {
+        rules,
         caller,
         ip,
         user_agent: headers
@@ -277,7 +281,7 @@ async fn single(
         if created {
             gw.close_session(&session.id);
         }
-        return denied(gw, &decision, id.as_ref());
+        return denied(gw, &x.rules, &decision, id.as_ref());
     };
     let link = match session.link(gw.config.server.request_timeout).await {
         Ok(l) => l,
@@ -319,7 +323,7 @@ async fn authorize(
     let environment = x.environment();
     let attributes = ProvidedAttributes::new();
     let catalog: Option<Arc<ToolCatalog>> = match &message.operation {
-        Operation::CallTool { .. } if gw.config.authorizer.needs_tool_catalog() => {
+        Operation::CallTool { .. } if x.rules.authorizer.needs_tool_catalog() => {
             session.tools(gw.config.server.request_timeout).await
         }
         _ => None,
@@ -345,7 +349,7 @@ async fn authorize(
     }
     let audit = decision_event(x, session, &message);
     let (decision, permitted) =
-        gw.config
+        x.rules
             .authorizer
             .permit_with(&x.caller.subject, message, bytes, &ctx);
     if !matches!(decision.reason, mcp_guard_core::Reason::ListFiltered) {
@@ -383,8 +387,8 @@ fn target_of(op: &Operation) -> Option<String> {
 
 /// The answer to a denied message that stands alone: 403 with a challenge naming the scopes that
 /// would grant it, or the hidden-item error.
-fn denied(gw: &Gateway, decision: &Decision, id: Option<&RequestId>) -> Response {
-    let (code, message) = denial_error(gw, decision);
+fn denied(gw: &Gateway, rules: &Rules, decision: &Decision, id: Option<&RequestId>) -> Response {
+    let (code, message) = denial_error(rules, decision);
     let id = id.map(RequestId::to_value);
     if code == codes::INVALID_PARAMS {
         // Hidden: answered as the upstream answers an unknown name.
@@ -396,7 +400,7 @@ fn denied(gw: &Gateway, decision: &Decision, id: Option<&RequestId>) -> Response
         .map(|p| {
             let env = Environment::default();
             let attrs = ProvidedAttributes::new();
-            gw.config
+            rules
                 .authorizer
                 .scopes_granting(p, &Context::new(&env, &attrs))
                 .join(" ")
@@ -411,8 +415,8 @@ fn denied(gw: &Gateway, decision: &Decision, id: Option<&RequestId>) -> Response
 }
 
 /// The JSON-RPC error for a denial: -31003 naming the permission, or -32602 when hiding.
-fn denial_error(gw: &Gateway, decision: &Decision) -> (i32, String) {
-    if gw.config.deny_mode == DenyMode::Hide
+fn denial_error(rules: &Rules, decision: &Decision) -> (i32, String) {
+    if rules.deny_mode == DenyMode::Hide
         && let Some(p) = &decision.permission
     {
         let what = match p.domain {
@@ -658,8 +662,8 @@ fn finish_reply(
     let environment = x.environment();
     let attributes = ProvidedAttributes::new();
     let ctx = Context::new(&environment, &attributes);
-    let counts = gw
-        .config
+    let counts = x
+        .rules
         .authorizer
         .filter_list(&x.caller.subject, kind, result, &ctx);
     if x.modern
@@ -806,7 +810,7 @@ async fn batch(
         let (decision, permitted) = authorize(gw, x, session, message, raw).await;
         let Some(permitted) = permitted else {
             if let Some(id) = &denied_id {
-                let (code, text) = denial_error(gw, &decision);
+                let (code, text) = denial_error(&x.rules, &decision);
                 answers.push(error_line(id, code, &text));
             }
             continue;
@@ -879,7 +883,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Response {
     let ip = client_ip(&gw.config.server, peer.as_deref(), &headers);
-    let caller = match authenticate(&gw, &headers, ip) {
+    let caller = match authenticate(&gw, &gw.rules(), &headers, ip) {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -950,7 +954,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Response {
     let ip = client_ip(&gw.config.server, peer.as_deref(), &headers);
-    let caller = match authenticate(&gw, &headers, ip) {
+    let caller = match authenticate(&gw, &gw.rules(), &headers, ip) {
         Ok(c) => c,
         Err(r) => return *r,
     };

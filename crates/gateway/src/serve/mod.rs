@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -59,9 +60,51 @@ pub struct Gateway {
     children: Arc<AtomicUsize>,
     max_children: usize,
     upstream: Arc<Connector>,
-    resource_metadata: Value,
     resource_metadata_url: String,
-    challenge_scope: String,
+    /// What a reload replaces; each request works with the snapshot it started with.
+    rules: ArcSwap<Rules>,
+    /// The configuration file, when there is one (reloads read it again).
+    source: Option<std::path::PathBuf>,
+}
+
+/// The reloadable part of the configuration.
+pub struct Rules {
+    /// Roles, groups, scopes, assignments, policies.
+    pub authorizer: mcp_guard_core::Authorizer,
+    /// Methods that need no credential.
+    pub public_methods: Vec<String>,
+    /// Forbid or hide.
+    pub deny_mode: crate::config::DenyMode,
+    /// The scopes of a 401 challenge.
+    pub challenge_scope: String,
+    /// The Protected Resource Metadata document.
+    pub resource_metadata: Value,
+}
+
+impl Rules {
+    fn of(config: &Config, own_issuer: &str) -> Self {
+        let server = &config.server;
+        let mut authorization_servers = vec![if crate::config::origin_of(own_issuer).is_some() {
+            own_issuer.to_owned()
+        } else {
+            server.base_url.clone()
+        }];
+        authorization_servers.extend(config.issuers.iter().map(|i| i.issuer.clone()));
+        let scopes = config.authorizer.scope_names().to_vec();
+        Rules {
+            authorizer: config.authorizer.clone(),
+            public_methods: config.public_methods.clone(),
+            deny_mode: config.deny_mode,
+            challenge_scope: scopes.join(" "),
+            resource_metadata: json!({
+                "resource": server.public_url,
+                "authorization_servers": authorization_servers,
+                "scopes_supported": scopes,
+                "bearer_methods_supported": ["header"],
+                "resource_name": "mcp-guard",
+            }),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -120,20 +163,7 @@ impl Gateway {
             "{}/.well-known/oauth-protected-resource{path}",
             server.base_url
         );
-        let mut authorization_servers = vec![if crate::config::origin_of(&issuer_url).is_some() {
-            issuer_url
-        } else {
-            server.base_url.clone()
-        }];
-        authorization_servers.extend(config.issuers.iter().map(|i| i.issuer.clone()));
-        let scopes = config.authorizer.scope_names().to_vec();
-        let resource_metadata = json!({
-            "resource": server.public_url,
-            "authorization_servers": authorization_servers,
-            "scopes_supported": scopes,
-            "bearer_methods_supported": ["header"],
-            "resource_name": "mcp-guard",
-        });
+        let rules = Rules::of(&config, &issuer_url);
         let s = &config.session;
         let limits = Limits {
             idle: s.timeout,
@@ -142,7 +172,8 @@ impl Gateway {
             max_per_owner: s.max_per_principal,
         };
         Ok(Arc::new(Gateway {
-            challenge_scope: scopes.join(" "),
+            rules: ArcSwap::from_pointee(rules),
+            source: config.path.clone(),
             config: Arc::new(config),
             auth,
             audit,
@@ -156,7 +187,6 @@ impl Gateway {
             children,
             max_children,
             upstream: Arc::new(upstream),
-            resource_metadata,
             resource_metadata_url,
         }))
     }
@@ -320,6 +350,34 @@ impl Gateway {
         }
     }
 
+    /// The rules in force now.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.load_full()
+    }
+
+    /// Reads the configuration file again and, if it is valid, replaces roles, policies,
+    /// groups, scopes, users, public methods, deny mode, trusted issuers and keys at once.
+    /// Requests already running finish under the rules they started with. A file that fails
+    /// validation changes nothing. Listener, TLS, upstream and session settings need a restart.
+    pub fn reload(&self) -> Result<(), String> {
+        let Some(path) = &self.source else {
+            return Err("the built-in defaults cannot be reloaded".into());
+        };
+        let new = crate::config::load_file(path).map_err(|e| e.to_string())?;
+        let old = &self.config;
+        if new.server != old.server || new.upstream != old.upstream || new.session != old.session {
+            tracing::warn!(
+                "server, upstream and session settings changed: they take effect at the next start"
+            );
+        }
+        let verifier =
+            tokens::open_verifier(&new, self.auth.store.as_ref()).map_err(|e| format!("{e:#}"))?;
+        let rules = Rules::of(&new, self.auth.issuer.issuer());
+        self.auth.authn.replace_verifier(verifier);
+        self.rules.store(Arc::new(rules));
+        Ok(())
+    }
+
     /// How many sessions are live (stateless pools included).
     pub fn session_count(&self) -> usize {
         lock(&self.sessions).len()
@@ -381,6 +439,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         })
     };
+    let reloader = tokio::spawn(watch_for_reloads(gw.clone()));
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -400,6 +459,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "shutting down: no new connections; in-flight requests have {grace:?} to finish"
     );
     sweeper.abort();
+    reloader.abort();
     // Standalone streams carry no request of their own: end them now, so only requests are
     // waited for.
     gw.end_streams();
@@ -490,6 +550,54 @@ pub(crate) fn tls_acceptor(
         .context("the TLS certificate and key do not form a usable identity")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Reloads on SIGHUP and when the configuration file changes (checked every two seconds).
+async fn watch_for_reloads(gw: Arc<Gateway>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot watch SIGHUP: {e}");
+            None
+        }
+    };
+    let modified = |gw: &Gateway| {
+        gw.source
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| m.modified().ok())
+    };
+    let mut seen = modified(&gw);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        let why = tokio::select! {
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => "SIGHUP",
+            _ = tick.tick() => {
+                let now = modified(&gw);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "the file changed"
+            }
+        };
+        let mut e = tokens::event("config_reload");
+        match gw.reload() {
+            Ok(()) => {
+                tracing::info!("configuration reloaded ({why})");
+                e.outcome = Some("ok");
+            }
+            Err(err) => {
+                tracing::error!(
+                    "configuration not reloaded ({why}); the previous one keeps serving: {err}"
+                );
+                e.outcome = Some("fail");
+                e.reason = Some(err);
+            }
+        }
+        gw.audit.record(&e);
+    }
 }
 
 async fn shutdown_signal() {
