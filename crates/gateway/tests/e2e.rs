@@ -145,13 +145,7 @@ fn server_everything_as_a_stdio_child_filtered_by_role() {
         ("echo", r#"{"message":"from alice"}"#),
         "toggle-simulated-logging",
     );
-    let r = sdk_client(
-        &js,
-        &gw,
-        &root,
-        ("get-sum", r#"{"a":2,"b":3}"#),
-        "no-such-tool-for-root",
-    );
+    let r = sdk_client(&js, &gw, &root, ("get-env", "{}"), "no-such-tool-for-root");
     let alice_tools = a["tools"].as_array().unwrap().len();
     let root_tools = r["tools"].as_array().unwrap().len();
     assert!(root_tools >= 13, "admin sees every tool: {r}");
@@ -173,7 +167,12 @@ fn server_everything_as_a_stdio_child_filtered_by_role() {
             .contains("from alice")
     );
     assert_eq!(a["forbidden"]["refused"], true, "{a}");
-    assert!(r["allowed"]["text"].as_str().unwrap().contains('5'), "{r}");
+    let env = r["allowed"]["text"].as_str().unwrap();
+    assert!(env.contains("PATH"), "{r}");
+    assert!(
+        !env.contains("gateway-only-secret") && !env.contains("MCP_GUARD_TEST_SECRET"),
+        "the child saw the gateway's environment: {env}"
+    );
     assert_eq!(a["after_terminate"], 404);
 
     // Both sessions were terminated: no upstream process remains.

@@ -92,6 +92,8 @@ path = "audit.jsonl"
         .args(["serve", "--config"])
         .arg(&config)
         .env("RUST_LOG", "info")
+        // Upstream children must never see the gateway's own environment.
+        .env("MCP_GUARD_TEST_SECRET", "gateway-only-secret-9Xk")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
