@@ -695,3 +695,119 @@ fn reloads_swap_the_rules_atomically_and_a_bad_file_keeps_the_old_ones() {
         curl_post(&gw.url, &alice, Some(&session), delete).0 == 403
     });
 }
+
+#[test]
+fn tokens_verify_in_jose_against_the_live_jwks_endpoint() {
+    let Some(js) = interop_dir() else { return };
+    let exe = env!("CARGO_BIN_EXE_mcp-guard");
+    let gw = start(&format!(
+        "command = \"{exe}\"\nargs = [\"demo\", \"stdio\"]"
+    ));
+    let token = gw.token("alice");
+    let base = gw.url.trim_end_matches("/mcp").to_owned();
+    let jwks = format!("{base}/oauth/jwks");
+    let verify = |token: &str, aud: &str| {
+        Command::new("node")
+            .args(["verify.mjs", token, &jwks, &base, aud])
+            .current_dir(&js)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&token, &gw.url);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let claims: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["_alg"], "EdDSA");
+    // Another audience, or a tampered token, fails in jose too.
+    assert!(!verify(&token, "https://other.example/mcp").status.success());
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert!(!verify(&tampered, &gw.url).status.success());
+}
+
+#[test]
+fn two_gateways_on_one_store_let_one_concurrent_refresh_win() {
+    let Some(_js) = interop_dir() else { return };
+    let exe = env!("CARGO_BIN_EXE_mcp-guard");
+    let shared = tempfile::tempdir().unwrap();
+    let store = shared.path().join("shared.db");
+    let secret = mcp_guard_auth::clients::generate_secret().unwrap();
+    let secret = secret.expose().to_owned();
+    let hash = mcp_guard_auth::clients::hash_secret(&secret).unwrap();
+    // Both gateways name themselves alike, so each accepts the other's tokens.
+    let extra = format!(
+        "[token]\nissuer = \"https://gw.example\"\naudience = \"https://gw.example/mcp\"\n\
+         [[clients]]\nid = \"ci-bot\"\nsecret_hash = \"{hash}\"\nroles = [\"user\"]\n"
+    );
+    let upstream = format!("command = \"{exe}\"\nargs = [\"demo\", \"stdio\"]");
+    let a = gateway::start_full(&upstream, &extra, store.to_str().unwrap());
+    let b = gateway::start_full(&upstream, &extra, store.to_str().unwrap());
+    fn grant(url: &str, body: &str, secret: &str) -> Value {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-u",
+                &format!("ci-bot:{secret}"),
+                "-d",
+                body,
+                &url.replace("/mcp", "/oauth/token"),
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    }
+    let first = grant(&a.url, "grant_type=client_credentials", &secret);
+    assert!(first["access_token"].is_string(), "{first}");
+    // A refresh token from the CLI on the same store, bound to the client.
+    let o = Command::new(exe)
+        .args([
+            "token",
+            "issue",
+            "--sub",
+            "alice",
+            "--client",
+            "ci-bot",
+            "--refresh",
+            "--config",
+        ])
+        .arg(&a.config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pair: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    let body = format!("grant_type=refresh_token&refresh_token={refresh}");
+    let (ua, ub) = (a.url.clone(), b.url.clone());
+    let (ba, bb) = (body.clone(), body.clone());
+    let (sa, sb) = (secret.clone(), secret.clone());
+    let ta = std::thread::spawn(move || grant(&ua, &ba, &sa));
+    let tb = std::thread::spawn(move || grant(&ub, &bb, &sb));
+    let results = [ta.join().unwrap(), tb.join().unwrap()];
+    let winners = results
+        .iter()
+        .filter(|r| r["refresh_token"].is_string())
+        .count();
+    assert_eq!(winners, 1, "exactly one refresh wins: {results:?}");
+    assert!(
+        results.iter().any(|r| r["error"] == "invalid_grant"),
+        "the other is refused: {results:?}"
+    );
+    // The winner's new access token works on either gateway.
+    let winner = results
+        .iter()
+        .find(|r| r["access_token"].is_string())
+        .unwrap();
+    let token = winner["access_token"].as_str().unwrap();
+    let (status, _, _) = curl_post(
+        &b.url,
+        token,
+        None,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#,
+    );
+    assert_eq!(status, 200);
+}

@@ -57,6 +57,11 @@ pub fn start(upstream: &str) -> Running {
 
 /// Like [`start`], with more configuration appended (whole sections).
 pub fn start_with(upstream: &str, extra: &str) -> Running {
+    start_full(upstream, extra, "state.db")
+}
+
+/// Like [`start_with`], keeping state in `store` (several gateways may share one file).
+pub fn start_full(upstream: &str, extra: &str, store: &str) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("gw.toml");
@@ -78,7 +83,7 @@ roles = ["admin"]
 [server]
 public_url = "http://127.0.0.1:{port}/mcp"
 [store]
-path = "state.db"
+path = "{store}"
 [audit]
 path = "audit.jsonl"
 [upstream]
