@@ -811,3 +811,36 @@ fn two_gateways_on_one_store_let_one_concurrent_refresh_win() {
     );
     assert_eq!(status, 200);
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gw.toml");
+    std::fs::write(&config, "[store]\npath = \":memory:\"\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-guard"))
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--bind",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut guard = support::ChildGuard::new(child);
+    let line = support::Lines::spawn(stderr, None)
+        .find(Duration::from_secs(30), |l| {
+            l.contains("listening").then(|| l.to_owned())
+        })
+        .expect("a listening line");
+    let v: Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["fields"]["message"], "mcp-guard listening");
+    let _ = guard.child().kill();
+}
