@@ -74,6 +74,13 @@ pub async fn serve_http(
         .await
         .map_err(|source| DemoError::Listen { addr: bind, source })?;
     listening(listener.local_addr()?);
+    // An SSE answer goes out in two writes; without TCP_NODELAY the second waits for the
+    // client's delayed ACK (tens of milliseconds on a keep-alive connection).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }
