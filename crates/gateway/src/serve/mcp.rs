@@ -525,9 +525,12 @@ async fn request(
         let Some(p) = flight.pending.as_mut() else {
             return upstream_failed(Some(&id), StatusCode::BAD_GATEWAY);
         };
+        // Messages the upstream sent before its answer are queued before the answer is, so
+        // polling them first keeps their order (and keeps them from being lost to a JSON reply).
         tokio::select! {
-            reply = &mut p.reply => First::Reply(reply.ok()),
+            biased;
             Some(event) = p.events.recv(), if x.wants_sse => First::Event(event),
+            reply = &mut p.reply => First::Reply(reply.ok()),
             () = tokio::time::sleep_until(deadline) => First::Timeout,
         }
     };
@@ -566,16 +569,17 @@ async fn request(
                 };
                 let last = loop {
                     tokio::select! {
-                        reply = &mut p.reply => break match reply {
-                            Ok(line) => finish_reply(&gw, &x, &session, &message, &bytes, line),
-                            Err(_) => error_line(&id, codes::UPSTREAM_FAILED, "Upstream failed: the MCP server is not available"),
-                        },
+                        biased;
                         Some(event) = p.events.recv() => {
                             if tx.send(sse_frame(&event)).await.is_err() {
                                 session.end(&p);
                                 return;
                             }
                         }
+                        reply = &mut p.reply => break match reply {
+                            Ok(line) => finish_reply(&gw, &x, &session, &message, &bytes, line),
+                            Err(_) => error_line(&id, codes::UPSTREAM_FAILED, "Upstream failed: the MCP server is not available"),
+                        },
                         () = tokio::time::sleep_until(deadline) => break error_line(&id, codes::UPSTREAM_TIMEOUT, "Upstream timeout"),
                         // The client went away: dropping `flight` tells the upstream at once.
                         () = tx.closed() => {
