@@ -195,6 +195,11 @@ impl Link {
         Ok(link)
     }
 
+    /// Whether this is a stdio child (where a cancelled request must be told in a message).
+    pub fn is_stdio(&self) -> bool {
+        matches!(self.transport, Transport::Stdio { .. })
+    }
+
     /// Whether the child is still running (the HTTP session still open).
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)

@@ -467,6 +467,9 @@ struct InFlight {
     link: Arc<Link>,
     id: RequestId,
     pending: Option<Pending>,
+    /// Whether to send `notifications/cancelled` (2026-07-28 has no such notification outside a
+    /// request: closing the answer stream is the cancellation).
+    notify: bool,
 }
 
 impl Drop for InFlight {
@@ -474,7 +477,7 @@ impl Drop for InFlight {
         if let Some(p) = &self.pending {
             self.session.end(p);
         }
-        if self.link.forget(&self.id) {
+        if self.link.forget(&self.id) && self.notify {
             let cancel = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": self.id.to_value(), "reason": "the client went away"}});
             let link = self.link.clone();
@@ -515,6 +518,7 @@ async fn request(
         link: link.clone(),
         id: id.clone(),
         pending: Some(pending),
+        notify: !x.modern || link.is_stdio(),
     };
     if link.send_routed(&bytes, &x.routing).await.is_err() {
         return upstream_failed(Some(&id), StatusCode::BAD_GATEWAY);

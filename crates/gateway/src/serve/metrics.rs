@@ -137,6 +137,16 @@ pub async fn serve(gw: Arc<Gateway>, bind: SocketAddr) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind} for metrics: {e}"))?;
     tracing::info!(address = %listener.local_addr()?, "metrics and health listening");
+    // Histograms keep raw samples until upkeep folds them; without scrapes that is unbounded.
+    if let Some(handle) = install() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
     let app = Router::new()
         .route("/metrics", get(render))
         .route("/healthz", get(|| async { "ok\n" }))

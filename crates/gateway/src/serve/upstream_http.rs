@@ -215,7 +215,12 @@ impl HttpConn {
                 reader.fail(id);
             }
         });
-        lock(&self.tasks).push(task.abort_handle());
+        {
+            // Finished readers are dropped here, or a busy session would keep every one.
+            let mut tasks = lock(&self.tasks);
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task.abort_handle());
+        }
         if is_initialize {
             // The negotiated revision goes on every later request: learn it before going on.
             let _ = task.await;

@@ -1,0 +1,567 @@
+#!/usr/bin/env bash
+# Gateway load benchmark: a stateless MCP 2026-07-28 `tools/call` of the demo server's `echo`
+# over HTTP, sent directly to the demo server and through mcp-guard with authentication on
+# (HS256 bearer token, RBAC, audit log to a file), in the same run. See docs/PERFORMANCE.md,
+# "Gateway load benchmark".
+#
+# Usage:
+#   bench/load.sh [--duration SECONDS] [--bin PATH]   latency (1 connection) and throughput
+#                                                      (16 connections), direct and gateway
+#   bench/load.sh --quick [--bin PATH]                 the same with 2 s runs and any binary
+#                                                      (CI: keeps the script working)
+#   bench/load.sh --soak MINUTES [--bin PATH]          moderate load through the gateway only;
+#                                                      RSS, sessions, children and errors
+# Options:
+#   --duration SECONDS    each measured run (default 10; 2 with --quick)
+#   --bin PATH            the mcp-guard binary (default: $MCP_GUARD_BIN, else
+#                         target/release/mcp-guard, built if missing; with --quick also
+#                         target/debug/mcp-guard)
+#   --soak-warmup SECONDS load before the soak's first RSS reading (default 30; 5 with --quick)
+#   --no-nodelay-shim     do not set TCP_NODELAY on the demo server's sockets (see below)
+#   --keep                keep the temporary directory (configuration, logs, wrk output)
+#
+# Placement on a machine with 2 or more CPUs: wrk on CPU 0, the demo server and the gateway on
+# CPU 1 (override with LOAD_WRK_CPUS and LOAD_SERVER_CPUS, taskset lists). With fewer CPUs
+# nothing is pinned.
+#
+# The demo server (rmcp over axum) does not set TCP_NODELAY and writes each SSE answer in two
+# writes (the event, then the last chunk). With keep-alive connections, Nagle's algorithm holds
+# the second write until the client's delayed ACK, 40 ms later, so a direct run measures that
+# timer instead of the server. The gateway reads the event and answers at once, so it would look
+# faster than direct. To compare like with like, the demo server runs with a small LD_PRELOAD
+# shim (compiled here with cc) that sets TCP_NODELAY on every socket it accepts; the gateway
+# sets TCP_NODELAY itself. The shim is used for both the direct and the gateway runs.
+#
+# Exit status: 0 when every response was a 200 with the echo; 1 otherwise, or when a
+# process fails to start. Targets missed are reported, not failed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LUA="$ROOT/bench/mcp-call.lua"
+COMMAND_LINE="bench/load.sh${*:+ $*}"
+
+DURATION=""
+BIN="${MCP_GUARD_BIN:-}"
+QUICK=0
+SOAK_MIN=""
+SOAK_WARMUP=""
+SHIM_WANTED=1
+KEEP=0
+
+die() {
+  echo "load.sh: error: $*" >&2
+  exit 1
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION="${2:?--duration needs SECONDS}"; shift 2 ;;
+    --bin) BIN="${2:?--bin needs PATH}"; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    --soak) SOAK_MIN="${2:?--soak needs MINUTES}"; shift 2 ;;
+    --soak-warmup) SOAK_WARMUP="${2:?--soak-warmup needs SECONDS}"; shift 2 ;;
+    --no-nodelay-shim) SHIM_WANTED=0; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
+if [ -z "$DURATION" ]; then
+  if [ "$QUICK" = 1 ]; then DURATION=2; else DURATION=10; fi
+fi
+is_uint "$DURATION" || die "--duration must be a positive whole number of seconds"
+if [ -z "$SOAK_WARMUP" ]; then
+  if [ "$QUICK" = 1 ]; then SOAK_WARMUP=5; else SOAK_WARMUP=30; fi
+fi
+is_uint "$SOAK_WARMUP" || die "--soak-warmup must be a positive whole number of seconds"
+if [ -n "$SOAK_MIN" ]; then
+  is_uint "$SOAK_MIN" || die "--soak must be a positive whole number of minutes"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Tools and binary.
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "load.sh: wrk is missing; installing the Debian package" >&2
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "wrk is missing and this is not root: apt-get install -y wrk"
+    SUDO="sudo -n"
+  fi
+  $SUDO apt-get install -y wrk >/dev/null 2>&1 ||
+    { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null; } ||
+    die "could not install wrk"
+fi
+for tool in curl taskset awk; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is missing"
+done
+
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+if [ -z "$BIN" ]; then
+  if [ -x "$TARGET_DIR/release/mcp-guard" ]; then
+    BIN="$TARGET_DIR/release/mcp-guard"
+  elif [ "$QUICK" = 1 ] && [ -x "$TARGET_DIR/debug/mcp-guard" ]; then
+    BIN="$TARGET_DIR/debug/mcp-guard"
+  elif [ "$QUICK" = 1 ]; then
+    echo "load.sh: building the debug binary" >&2
+    (cd "$ROOT" && cargo build -p mcp-guard) >&2
+    BIN="$TARGET_DIR/debug/mcp-guard"
+  else
+    echo "load.sh: building the release binary (takes minutes)" >&2
+    (cd "$ROOT" && cargo build --release -p mcp-guard) >&2
+    BIN="$TARGET_DIR/release/mcp-guard"
+  fi
+fi
+[ -x "$BIN" ] || die "no executable mcp-guard at $BIN"
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+
+# ---------------------------------------------------------------------------------------------
+# Temporary directory, processes, cleanup.
+
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/mcp-guard-load.XXXXXX")
+PIDS=()     # long-running processes this script started (demo server, gateway)
+BG_PIDS=()  # background wrk and sampler
+FAILED=1
+
+stop_pid() {
+  local pid="$1" i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 100); do  # up to 10 s (the gateway's shutdown grace)
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${BG_PIDS[@]}"; do stop_pid "$pid"; done
+  # The gateway first (it ends its upstream sessions), then the demo server.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
+  if [ "$FAILED" = 1 ] || [ "$status" != 0 ]; then
+    for f in demo.log gateway.log; do
+      if [ -s "$DIR/$f" ]; then
+        echo "---- last lines of $f ----" >&2
+        tail -n 20 "$DIR/$f" >&2
+      fi
+    done
+  fi
+  if [ "$KEEP" = 1 ]; then
+    echo "load.sh: kept $DIR" >&2
+  else
+    rm -rf "$DIR"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A loopback port nothing listens on (bounded number of tries).
+USED_PORTS=" "
+free_port() {
+  local p i
+  for i in $(seq 1 200); do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    case "$USED_PORTS" in *" $p "*) continue ;; esac
+    if ! (: </dev/tcp/127.0.0.1/"$p") 2>/dev/null; then
+      USED_PORTS="$USED_PORTS$p "
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no free loopback port found"
+}
+
+# Waits (at most $3 seconds) until file $2 contains $1, while process $4 lives.
+wait_for_line() {
+  local pattern="$1" file="$2" limit="$3" pid="$4" deadline=$((SECONDS + $3))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    grep -q "$pattern" "$file" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || die "process $pid exited before printing '$pattern' (see $file)"
+    sleep 0.1
+  done
+  die "no '$pattern' in $file after ${limit}s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Placement.
+
+NPROC=$(nproc)
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+if [ "$NPROC" -ge 2 ]; then
+  WRK_CPUS="${LOAD_WRK_CPUS:-0}"
+  SERVER_CPUS="${LOAD_SERVER_CPUS:-1}"
+  WRK_PIN=(taskset -c "$WRK_CPUS")
+  SERVER_PIN=(taskset -c "$SERVER_CPUS")
+  PLACEMENT="wrk on CPU $WRK_CPUS; demo server and gateway on CPU $SERVER_CPUS (taskset)"
+else
+  WRK_PIN=()
+  SERVER_PIN=()
+  PLACEMENT="not pinned (nproc = $NPROC)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# TCP_NODELAY shim for the demo server (see the header).
+
+SHIM=""
+SHIM_NOTE="none: direct runs may include 40 ms Nagle/delayed-ACK stalls"
+if [ "$SHIM_WANTED" = 1 ]; then
+  if command -v cc >/dev/null 2>&1; then
+    cat >"$DIR/nodelay.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+static void nodelay(int fd) {
+  int one = 1;
+  if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+int accept4(int s, struct sockaddr *a, socklen_t *l, int f) {
+  static int (*real)(int, struct sockaddr *, socklen_t *, int);
+  if (!real) real = (int (*)(int, struct sockaddr *, socklen_t *, int))dlsym(RTLD_NEXT, "accept4");
+  int fd = real(s, a, l, f);
+  nodelay(fd);
+  return fd;
+}
+int accept(int s, struct sockaddr *a, socklen_t *l) {
+  static int (*real)(int, struct sockaddr *, socklen_t *);
+  if (!real) real = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "accept");
+  int fd = real(s, a, l);
+  nodelay(fd);
+  return fd;
+}
+EOF
+    cc -shared -fPIC -O2 -o "$DIR/nodelay.so" "$DIR/nodelay.c" -ldl || die "could not build the TCP_NODELAY shim"
+    SHIM="$DIR/nodelay.so"
+    SHIM_NOTE="TCP_NODELAY set on the demo server's accepted sockets (LD_PRELOAD shim)"
+  else
+    echo "load.sh: warning: no cc, so no TCP_NODELAY shim; direct numbers may include 40 ms Nagle stalls" >&2
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Demo server and gateway.
+
+UP_PORT=$(free_port)
+GW_PORT=$(free_port)
+METRICS_PORT=$(free_port)
+DIRECT_URL="http://127.0.0.1:$UP_PORT/mcp"
+GATEWAY_URL="http://127.0.0.1:$GW_PORT/mcp"
+METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics"
+
+# The test secret for HS256 (48 random bytes, base64): only this run's gateway knows it.
+JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
+export JWT_SECRET
+
+if [ -n "$SOAK_MIN" ]; then
+  TTL_MIN=$((SOAK_MIN + SOAK_WARMUP / 60 + 60))
+else
+  TTL_MIN=60
+fi
+
+cat >"$DIR/gateway.toml" <<EOF
+# Generated by bench/load.sh.
+[authorization]
+mode = "rbac"
+default_role = "readonly"
+
+# alice is a \`user\`: tools the upstream marks read-only (the demo's \`echo\`).
+[[users]]
+subject = "alice"
+roles = ["user"]
+
+[server]
+public_url = "$GATEWAY_URL"
+
+[upstream]
+url = "$DIRECT_URL"
+
+[store]
+path = "$DIR/state.db"
+
+[token]
+algorithm = "HS256"
+secret_env = "JWT_SECRET"
+
+# Auditing stays on: one JSON line per decision, to a file rotated by size.
+[audit]
+path = "$DIR/audit.jsonl"
+max_bytes = 33554432
+keep = 2
+
+[metrics]
+bind = "127.0.0.1:$METRICS_PORT"
+EOF
+
+if [ -n "$SHIM" ]; then
+  "${SERVER_PIN[@]}" env LD_PRELOAD="$SHIM" "$BIN" demo http --bind "127.0.0.1:$UP_PORT" \
+    >"$DIR/demo.out" 2>"$DIR/demo.log" &
+else
+  "${SERVER_PIN[@]}" "$BIN" demo http --bind "127.0.0.1:$UP_PORT" \
+    >"$DIR/demo.out" 2>"$DIR/demo.log" &
+fi
+DEMO_PID=$!
+PIDS+=("$DEMO_PID")
+wait_for_line "listening on" "$DIR/demo.log" 30 "$DEMO_PID"
+
+"${SERVER_PIN[@]}" "$BIN" serve --config "$DIR/gateway.toml" >"$DIR/gateway.out" 2>"$DIR/gateway.log" &
+GW_PID=$!
+PIDS+=("$GW_PID")
+wait_for_line "mcp-guard listening" "$DIR/gateway.log" 60 "$GW_PID"
+
+TOKEN=$("$BIN" token issue --config "$DIR/gateway.toml" --sub alice --ttl "${TTL_MIN}m") ||
+  die "mcp-guard token issue failed"
+[ -n "$TOKEN" ] || die "empty token"
+
+# ---------------------------------------------------------------------------------------------
+# One request of each kind, checked before any load.
+
+BODY_ECHO='{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+BODY_DELETE='{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"delete_file","arguments":{"path":"/tmp/x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+
+# call URL TOOL BODY [TOKEN]: prints "STATUS BODY".
+call() {
+  local url="$1" tool="$2" body="$3" token="${4:-}" auth=()
+  [ -n "$token" ] && auth=(-H "Authorization: Bearer $token")
+  curl -sS --max-time 10 -o "$DIR/call.body" -w '%{http_code}' "$url" "${auth[@]}" \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H "Mcp-Name: $tool" \
+    -d "$body" || echo "curl-failed"
+  printf ' '
+  tr -d '\r\n' <"$DIR/call.body" | head -c 400
+}
+
+expect() {
+  local what="$1" want_status="$2" want_text="$3" got="$4"
+  local status="${got%% *}"
+  if [ "$status" != "$want_status" ] || [[ "$got" != *"$want_text"* ]]; then
+    die "$what: expected HTTP $want_status with $want_text, got: $got"
+  fi
+  echo "check: $what: HTTP $status ok" >&2
+}
+
+expect "direct echo" 200 '"text":"hello"' "$(call "$DIRECT_URL" echo "$BODY_ECHO")"
+expect "gateway echo with alice's token" 200 '"text":"hello"' "$(call "$GATEWAY_URL" echo "$BODY_ECHO" "$TOKEN")"
+expect "gateway echo without a token" 401 '' "$(call "$GATEWAY_URL" echo "$BODY_ECHO")"
+expect "gateway delete_file for alice (RBAC)" 403 'tools:execute:delete_file' "$(call "$GATEWAY_URL" delete_file "$BODY_DELETE" "$TOKEN")"
+
+# ---------------------------------------------------------------------------------------------
+# Measurements.
+
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {  # utime + stime of process $1, in clock ticks (fields 14 and 15 of /proc/PID/stat)
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+rss_kib() {
+  awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+metric() {  # the value of an unlabelled gauge from the gateway's /metrics, or "n/a"
+  curl -sS --max-time 5 "$METRICS_URL" 2>/dev/null | awk -v m="$1" '$1 == m { v = $2 } END { print (v == "" ? "n/a" : v) }'
+}
+children() {  # processes whose parent is the gateway (field 4 of /proc/PID/stat)
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$GW_PID" '{ sub(/^.*\) /, ""); if ($2 == p) n++ } END { print n + 0 }'
+}
+log_problems() {  # WARN and ERROR lines the gateway has logged so far
+  grep -cE ' (WARN|ERROR) ' "$DIR/gateway.log" || true
+}
+value() {  # value FILE KEY: a "LOAD KEY VALUE" line printed by mcp-call.lua
+  awk -v k="$2" '$1 == "LOAD" && $2 == k { print $3; exit }' "$1"
+}
+
+# run_wrk NAME URL TOKEN THREADS CONNECTIONS SECONDS: one wrk run, output in $DIR/NAME.txt,
+# checked: every response a 200 with the echo, no socket errors.
+run_wrk() {
+  local name="$1" url="$2" token="$3" threads="$4" conns="$5" secs="$6"
+  local out="$DIR/$name.txt"
+  MCP_TOKEN="$token" "${WRK_PIN[@]}" wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 5s --latency \
+    -s "$LUA" "$url" >"$out" 2>&1 || { cat "$out" >&2; die "$name: wrk failed"; }
+  local non2xx bad sock requests line
+  non2xx=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$out")
+  non2xx="${non2xx:-0}"
+  bad=$(value "$out" bad)
+  sock=$(value "$out" socket_errors)
+  line=$(grep -E '^ *[0-9]+ requests in ' "$out" || true)
+  requests=$(echo "$line" | awk '{ print $1 }')
+  [ -n "$requests" ] || { cat "$out" >&2; die "$name: no 'N requests in' line from wrk"; }
+  [ "$requests" = "$(value "$out" requests)" ] || die "$name: wrk's request counts disagree"
+  if [ "$non2xx" != 0 ] || [ "${bad:-1}" != 0 ] || [ "${sock:-1}" != 0 ] || [ "$requests" = 0 ]; then
+    cat "$out" >&2
+    die "$name: $requests requests, $non2xx non-2xx, $bad not a 200 with the echo, $sock socket errors"
+  fi
+}
+
+declare -A R  # results: R[name.key]
+
+# measure NAME URL TOKEN THREADS CONNECTIONS: a short unrecorded warm-up, then the measured run
+# with the gateway's and the demo server's CPU time read around it.
+measure() {
+  local name="$1" url="$2" token="$3" threads="$4" conns="$5"
+  local warm=$((DURATION < 2 ? DURATION : 2))
+  run_wrk "$name-warmup" "$url" "$token" "$threads" "$conns" "$warm"
+  local gw0 up0 gw1 up1 logs0 logs1
+  logs0=$(log_problems)
+  gw0=$(cpu_ticks "$GW_PID")
+  up0=$(cpu_ticks "$DEMO_PID")
+  run_wrk "$name" "$url" "$token" "$threads" "$conns" "$DURATION"
+  gw1=$(cpu_ticks "$GW_PID")
+  up1=$(cpu_ticks "$DEMO_PID")
+  logs1=$(log_problems)
+  local out="$DIR/$name.txt" requests dur_us
+  requests=$(value "$out" requests)
+  dur_us=$(value "$out" duration_us)
+  R[$name.requests]=$requests
+  R[$name.rps]=$(awk -v n="$requests" -v d="$dur_us" 'BEGIN { printf "%.0f", n * 1e6 / d }')
+  R[$name.p50]=$(value "$out" p50_us)
+  R[$name.p90]=$(value "$out" p90_us)
+  R[$name.p99]=$(value "$out" p99_us)
+  R[$name.gwcpu]=$(awk -v t=$((gw1 - gw0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+  R[$name.upcpu]=$(awk -v t=$((up1 - up0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+  R[$name.logs]=$((logs1 - logs0))
+  printf 'run %-16s %8s requests %7s req/s  p50 %6s us  p90 %6s us  p99 %6s us  gateway CPU %6s us/req  demo CPU %6s us/req\n' \
+    "$name" "$requests" "${R[$name.rps]}" "${R[$name.p50]}" "${R[$name.p90]}" "${R[$name.p99]}" \
+    "${R[$name.gwcpu]}" "${R[$name.upcpu]}" >&2
+}
+
+HEADER_INFO() {
+  echo "- Command: \`$COMMAND_LINE\` ($(date -u +%Y-%m-%dT%H:%MZ))"
+  echo "- Binary: \`$BIN\` ($("$BIN" --version 2>/dev/null || echo unknown version))"
+  echo "- Machine: nproc $NPROC, CPU \`$CPU_MODEL\`; placement: $PLACEMENT"
+  echo "- Demo server: \`mcp-guard demo http\` (rmcp streamable HTTP, SSE answers); $SHIM_NOTE"
+  echo "- Gateway: HS256 bearer token for \`alice\` (role \`user\`), RBAC (\`tools:execute:@safe\`), audit to a file, metrics listener on"
+}
+
+if [ -z "$SOAK_MIN" ]; then
+  echo "load.sh: $DURATION s per run; $PLACEMENT" >&2
+  measure direct-c1 "$DIRECT_URL" "" 1 1
+  measure gateway-c1 "$GATEWAY_URL" "$TOKEN" 1 1
+  measure direct-c16 "$DIRECT_URL" "" 2 16
+  measure gateway-c16 "$GATEWAY_URL" "$TOKEN" 2 16
+
+  ADDED_P50=$((${R[gateway-c1.p50]} - ${R[direct-c1.p50]}))
+  ADDED_P99=$((${R[gateway-c1.p99]} - ${R[direct-c1.p99]}))
+  RATIO=$(awk -v g="${R[gateway-c16.rps]}" -v d="${R[direct-c16.rps]}" 'BEGIN { printf "%.2f", g / d }')
+  met() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t ? "met" : "missed") }'; }
+
+  echo
+  echo "### Gateway load benchmark: results"
+  echo
+  HEADER_INFO
+  echo "- wrk: \`-t1 -c1 --latency\` and \`-t2 -c16\`, ${DURATION} s each after a 2 s warm-up; every response checked (200 with the echo)"
+  echo
+  echo "| Run | Connections | Requests | Req/s | p50 (µs) | p90 (µs) | p99 (µs) | Gateway CPU (µs/req) | Demo CPU (µs/req) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for name in direct-c1 gateway-c1 direct-c16 gateway-c16; do
+    conns=${name##*-c}
+    gwcpu="${R[$name.gwcpu]}"
+    [[ "$name" == direct-* ]] && gwcpu="(idle) $gwcpu"
+    echo "| ${name%-c*} | $conns | ${R[$name.requests]} | ${R[$name.rps]} | ${R[$name.p50]} | ${R[$name.p90]} | ${R[$name.p99]} | $gwcpu | ${R[$name.upcpu]} |"
+  done
+  echo
+  echo "| Measure | Value | Target | |"
+  echo "|---|---:|---|---|"
+  echo "| Added latency, p50 at 1 connection | $ADDED_P50 µs | <= 100 µs | $(met "$ADDED_P50" 100) |"
+  echo "| Added latency, p99 at 1 connection | $ADDED_P99 µs | (none) | |"
+  echo "| Throughput, gateway / direct at 16 connections | ${RATIO}x | (agentgateway publishes 0.37-0.48x) | reported |"
+  echo "| Gateway CPU per proxied tools/call, 1 connection | ${R[gateway-c1.gwcpu]} µs | <= 50 µs | $(met "${R[gateway-c1.gwcpu]}" 50) |"
+  echo "| Gateway CPU per proxied tools/call, 16 connections | ${R[gateway-c16.gwcpu]} µs | <= 50 µs | $(met "${R[gateway-c16.gwcpu]}" 50) |"
+  echo "| Gateway WARN/ERROR log lines during measured runs | $((${R[gateway-c1.logs]} + ${R[gateway-c16.logs]})) | 0 | |"
+  echo
+  if [ "$QUICK" = 1 ]; then
+    echo "(--quick: short runs, possibly a debug binary; the targets apply to the release binary with 10 s runs.)"
+    echo
+  fi
+else
+  # -------------------------------------------------------------------------------------------
+  # Soak: 2 connections through the gateway (full speed for those two connections), sampled
+  # every 30 s.
+  SOAK_SECS=$((SOAK_MIN * 60))
+  echo "load.sh: soak: ${SOAK_WARMUP} s warm-up, then ${SOAK_MIN} min at wrk -t1 -c2; $PLACEMENT" >&2
+  run_wrk soak-warmup "$GATEWAY_URL" "$TOKEN" 1 2 "$SOAK_WARMUP"
+  RSS0=$(rss_kib "$GW_PID")
+  DEMO_RSS0=$(rss_kib "$DEMO_PID")
+  SESS0=$(metric mcp_guard_sessions)
+  PROCS0=$(metric mcp_guard_upstream_processes)
+  KIDS0=$(children)
+  LOGS0=$(log_problems)
+  echo "soak start: gateway RSS ${RSS0} KiB, demo RSS ${DEMO_RSS0} KiB, sessions $SESS0, upstream processes $PROCS0, children $KIDS0" >&2
+
+  MCP_TOKEN="$TOKEN" "${WRK_PIN[@]}" wrk -t1 -c2 -d"${SOAK_SECS}s" --timeout 5s --latency \
+    -s "$LUA" "$GATEWAY_URL" >"$DIR/soak.txt" 2>&1 &
+  SOAK_WRK=$!
+  BG_PIDS+=("$SOAK_WRK")
+  echo "elapsed_s gateway_rss_kib demo_rss_kib sessions upstream_processes children" >"$DIR/samples.txt"
+  START=$SECONDS
+  DEADLINE=$((SECONDS + SOAK_SECS + 60))
+  NEXT=$((SECONDS + 30))
+  while kill -0 "$SOAK_WRK" 2>/dev/null && [ "$SECONDS" -lt "$DEADLINE" ]; do
+    if [ "$SECONDS" -ge "$NEXT" ]; then
+      echo "$((SECONDS - START)) $(rss_kib "$GW_PID") $(rss_kib "$DEMO_PID") $(metric mcp_guard_sessions) $(metric mcp_guard_upstream_processes) $(children)" >>"$DIR/samples.txt"
+      NEXT=$((NEXT + 30))
+    fi
+    sleep 1
+  done
+  wait "$SOAK_WRK" || { cat "$DIR/soak.txt" >&2; die "soak: wrk failed"; }
+  BG_PIDS=()
+  RSS1=$(rss_kib "$GW_PID")
+  DEMO_RSS1=$(rss_kib "$DEMO_PID")
+  SESS1=$(metric mcp_guard_sessions)
+  PROCS1=$(metric mcp_guard_upstream_processes)
+  KIDS1=$(children)
+  LOGS1=$(log_problems)
+  RSS_MAX=$(awk 'NR > 1 && $2 > m { m = $2 } END { print m + 0 }' "$DIR/samples.txt")
+  S="$DIR/soak.txt"
+  NON2XX=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$S")
+  NON2XX="${NON2XX:-0}"
+  BAD=$(value "$S" bad)
+  SOCK=$(value "$S" socket_errors)
+  REQS=$(value "$S" requests)
+  GROWTH=$(awk -v a="$RSS0" -v b="$RSS1" 'BEGIN { printf "%.1f", (b - a) * 100 / a }')
+  DEMO_GROWTH=$(awk -v a="$DEMO_RSS0" -v b="$DEMO_RSS1" 'BEGIN { printf "%.1f", (b - a) * 100 / a }')
+  ok() { if [ "$1" = 1 ]; then echo met; else echo missed; fi; }
+
+  echo
+  echo "### Gateway soak: results"
+  echo
+  HEADER_INFO
+  echo "- wrk: \`-t1 -c2\` through the gateway for ${SOAK_MIN} min, after a ${SOAK_WARMUP} s warm-up (RSS read at the end of the warm-up and at the end)"
+  echo
+  echo "| Measure | Start | End | Target | |"
+  echo "|---|---:|---:|---|---|"
+  echo "| Gateway RSS (KiB) | $RSS0 | $RSS1 (max sampled $RSS_MAX) | growth < 10% | ${GROWTH}%: $(ok "$(awk -v g="$GROWTH" 'BEGIN { print (g < 10) }')") |"
+  echo "| Gateway RSS growth per 1,000 requests (KiB) | | $(awk -v a="$RSS0" -v b="$RSS1" -v n="$REQS" 'BEGIN { printf "%.1f", (b - a) * 1000 / n }') | | |"
+  echo "| Demo server RSS (KiB) | $DEMO_RSS0 | $DEMO_RSS1 | (upstream) | ${DEMO_GROWTH}% |"
+  echo "| mcp_guard_sessions | $SESS0 | $SESS1 | no growth | $(ok "$([ "$SESS1" = "$SESS0" ] && echo 1 || echo 0)") |"
+  echo "| mcp_guard_upstream_processes | $PROCS0 | $PROCS1 | 0 (HTTP upstream) | $(ok "$([ "$PROCS1" = 0 ] && echo 1 || echo 0)") |"
+  echo "| Child processes of the gateway | $KIDS0 | $KIDS1 | 0 leaked | $(ok "$([ "$KIDS1" = 0 ] && echo 1 || echo 0)") |"
+  echo "| Requests (all 200 with the echo) | | $REQS | | |"
+  echo "| Non-2xx / not the echo / socket errors | | $NON2XX / $BAD / $SOCK | 0 | $(ok "$([ "$NON2XX$BAD$SOCK" = 000 ] && echo 1 || echo 0)") |"
+  echo "| Gateway WARN/ERROR log lines during the soak | | $((LOGS1 - LOGS0)) | | |"
+  echo "| Latency p50 / p99 (µs) | | $(value "$S" p50_us) / $(value "$S" p99_us) | | |"
+  echo
+  echo "RSS samples (every 30 s):"
+  echo
+  echo '```'
+  cat "$DIR/samples.txt"
+  echo '```'
+  if [ "$((LOGS1 - LOGS0))" != 0 ]; then
+    echo
+    echo "Distinct gateway WARN/ERROR messages during the soak (count, message):"
+    echo
+    echo '```'
+    grep -E ' (WARN|ERROR) ' "$DIR/gateway.log" | sed -E 's/^[^ ]+ +//' | sort | uniq -c | sort -rn | head -n 10
+    echo '```'
+  fi
+  echo
+  if [ "$NON2XX$BAD$SOCK" != 000 ]; then
+    die "soak: $NON2XX non-2xx, $BAD not the echo, $SOCK socket errors"
+  fi
+fi
+FAILED=0
