@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::issue::{AccessClaims, IssueError, Issued, TokenIssuer, random_id, token_hash};
 use super::verify::Verifier;
@@ -176,9 +176,8 @@ impl Grants<'_> {
             ));
         }
         let family = verified
-            .claims
-            .get("fam")
-            .and_then(Value::as_str)
+            .family
+            .as_deref()
             .ok_or(GrantError::InvalidGrant("the refresh token has no family"))?;
         let subject = verified.principal.subject.clone();
         let next = self.issuer.refresh(&subject, &client.id, family, now)?;

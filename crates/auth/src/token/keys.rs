@@ -16,6 +16,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 
+use super::verify::decode_b64;
 use crate::Fingerprint;
 
 /// The shortest HMAC secret accepted (RFC 7518 section 3.2 wants at least the hash size).
@@ -220,12 +221,17 @@ impl VerifyKey {
             return jsonwebtoken::crypto::verify(signature_b64, message, &self.key, self.alg)
                 .unwrap_or(false);
         };
-        let Ok(signature) = URL_SAFE_NO_PAD.decode(signature_b64) else {
+        // Room for HMAC, ECDSA and EdDSA signatures, so those allocate nothing here. RSA ones
+        // (256 bytes and up) go to the heap, a small cost next to an RSA check. Small, as it is
+        // zeroed on every call.
+        let mut buf = [0u8; 128];
+        let mut spill = Vec::new();
+        let Some(signature) = decode_b64(signature_b64, &mut buf, &mut spill) else {
             return false;
         };
         match prepared {
-            Prepared::Hmac(key) => aws_lc_rs::hmac::verify(key, message, &signature).is_ok(),
-            Prepared::Public(key) => key.verify_sig(message, &signature).is_ok(),
+            Prepared::Hmac(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
+            Prepared::Public(key) => key.verify_sig(message, signature).is_ok(),
         }
     }
 }
@@ -257,7 +263,13 @@ impl KeySet {
     /// algorithm that has no id.
     pub(crate) fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<&VerifyKey, KeyLookup> {
         match kid {
-            // Exact lookup only: a `kid` such as `../../etc/passwd` is just an unknown id.
+            // Exact lookup only: a `kid` such as `../../etc/passwd` is just an unknown id. An
+            // issuer has a handful of keys: comparing them all costs less than hashing the id.
+            Some(kid) if self.by_kid.len() <= 8 => self
+                .by_kid
+                .iter()
+                .find_map(|(k, v)| (k == kid).then_some(v))
+                .ok_or(KeyLookup::UnknownKid),
             Some(kid) => self.by_kid.get(kid).ok_or(KeyLookup::UnknownKid),
             None => {
                 let mut same_alg = self.without_kid.iter().filter(|k| k.alg == alg);
@@ -602,5 +614,27 @@ mod tests {
             set.find(None, Algorithm::EdDSA).unwrap_err(),
             KeyLookup::MissingKid
         );
+    }
+
+    #[test]
+    fn kid_lookup_is_exact_with_few_and_many_keys() {
+        // Up to 8 keys are compared one by one, more are looked up by hash: same answers.
+        let mut set = KeySet::new();
+        for n in 0..12 {
+            let kid = format!("k{n}");
+            set.insert(VerifyKey::hmac(Some(kid.clone()), Algorithm::HS256, &[n; 32]).unwrap());
+            for m in 0..=n {
+                let found = set.find(Some(&format!("k{m}")), Algorithm::HS256).unwrap();
+                assert_eq!(found.kid.as_deref(), Some(format!("k{m}").as_str()));
+            }
+            for unknown in ["k", "K0", "k0 ", "k00", "k12"] {
+                assert_eq!(
+                    set.find(Some(unknown), Algorithm::HS256).unwrap_err(),
+                    KeyLookup::UnknownKid,
+                    "{unknown} with {} keys",
+                    n + 1
+                );
+            }
+        }
     }
 }

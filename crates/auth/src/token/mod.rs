@@ -1,13 +1,16 @@
 //! Tokens: keys, verification, issuing.
 
 pub mod authn;
+mod claims;
 pub mod grant;
 pub mod issue;
 pub mod keys;
 pub mod ring;
+mod scan;
 pub mod verify;
 
 pub use authn::{AuthnError, TokenAuthenticator};
+pub use claims::Claims;
 pub use grant::{GrantError, Granted, Grants};
 pub use issue::{AccessClaims, IssueError, Issued, SecretToken, TokenIssuer};
 pub use keys::{KeyError, KeySet, SigningKey, VerifyKey};

@@ -5,6 +5,7 @@
 //! key by exact `kid`, signature, then the claims. Nothing from the token is trusted before the
 //! signature holds except to choose among configured keys.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use base64::Engine;
@@ -14,7 +15,9 @@ use mcp_guard_core::{AuthMethod, Principal};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::claims::{Claims, Item, Payload, REGISTERED, Text, parse_payload, payload_text};
 use super::keys::{KeyLookup, KeySet, alg_name, parse_alg};
+use super::scan::Scan;
 
 /// The largest token accepted by default, in bytes.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -154,7 +157,7 @@ pub struct Verifier {
 }
 
 /// A token that verified, with what the caller needs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct VerifiedToken {
     /// The principal its claims describe.
     pub principal: Principal,
@@ -162,8 +165,23 @@ pub struct VerifiedToken {
     pub jti: Option<String>,
     /// `exp`, in Unix seconds.
     pub exp: i64,
-    /// All claims.
-    pub claims: Map<String, Value>,
+    /// `fam`: for a refresh token, the family it belongs to.
+    pub family: Option<String>,
+    /// All claims, parsed from the payload only when first read.
+    pub claims: Claims,
+}
+
+// By hand: `Claims` is not `Clone` on purpose (see there).
+impl Clone for VerifiedToken {
+    fn clone(&self) -> Self {
+        VerifiedToken {
+            principal: self.principal.clone(),
+            jti: self.jti.clone(),
+            exp: self.exp,
+            family: self.family.clone(),
+            claims: self.claims.duplicate(),
+        }
+    }
 }
 
 impl Verifier {
@@ -210,11 +228,7 @@ impl Verifier {
             Ok(v) => Ok((v, None)),
             Err(TokenError::RefreshAsAccess) => {
                 let v = self.verify_refresh(token, now)?;
-                let family = v
-                    .claims
-                    .get("fam")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
+                let family = v.family.clone();
                 Ok((v, family))
             }
             Err(e) => Err(e),
@@ -225,21 +239,26 @@ impl Verifier {
         if token.len() > self.max_bytes {
             return Err(TokenError::Oversized(self.max_bytes));
         }
-        let mut parts = token.split('.');
-        let (Some(h64), Some(p64), Some(s64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let parts = token
+            .split_once('.')
+            .and_then(|(h, rest)| Some((h, rest.split_once('.')?)));
+        let Some((h64, (p64, s64))) = parts.filter(|(_, (_, s))| !s.contains('.')) else {
             return Err(TokenError::Malformed("expected three dot-separated parts"));
         };
         if h64.is_empty() || p64.is_empty() {
             return Err(TokenError::Malformed("an empty part"));
         }
-        let header_bytes = URL_SAFE_NO_PAD
-            .decode(h64)
-            .map_err(|_| TokenError::BadBase64("header"))?;
-        // A typed parse: a repeated `alg`, `kid` or `typ` is an error, other members are ignored.
-        let header: JoseHeader<'_> =
-            serde_json::from_slice(&header_bytes).map_err(|_| TokenError::BadJson("header"))?;
+        let mut header_buf = [0u8; HEADER_STACK_BYTES];
+        let mut header_spill = Vec::new();
+        let header_bytes = decode_b64(h64, &mut header_buf, &mut header_spill)
+            .ok_or(TokenError::BadBase64("header"))?;
+        let header = match plain_header(header_bytes) {
+            Some(h) => h,
+            // A typed parse: a repeated `alg`, `kid` or `typ` is an error, other members are
+            // ignored (after the checks on those that must not be there).
+            None => serde_json::from_slice::<JoseHeader<'_>>(header_bytes)
+                .map_err(|_| TokenError::BadJson("header"))?,
+        };
         let alg_text: &str = &header.alg;
         // Checked before the empty signature, so an unsigned token is reported as what it is.
         if alg_text.eq_ignore_ascii_case("none") {
@@ -261,11 +280,16 @@ impl Verifier {
                 return Err(TokenError::KeyInHeader(name));
             }
         }
-        let claims = decode_object(p64, "payload")?;
-        let iss = claims
-            .get("iss")
-            .and_then(Value::as_str)
-            .ok_or(TokenError::UnknownIssuer)?;
+        // The payload is kept whole (as the claims read on demand), and the claims checked here are
+        // parsed from it once, borrowing, with `parse_strict`'s rules (see `claims`).
+        let payload_bytes = URL_SAFE_NO_PAD
+            .decode(p64)
+            .map_err(|_| TokenError::BadBase64("payload"))?;
+        let claims =
+            Claims::new(payload_text(payload_bytes).map_err(|_| TokenError::BadJson("payload"))?);
+        let mut payload =
+            parse_payload(claims.json()).map_err(|_| TokenError::BadJson("payload"))?;
+        let iss = payload.iss.as_deref().ok_or(TokenError::UnknownIssuer)?;
         let policy = self
             .issuers
             .iter()
@@ -293,34 +317,32 @@ impl Verifier {
 
         // The signature holds: now the claims.
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_i64)
+        let exp = payload
+            .exp
+            .as_ref()
+            .and_then(Item::as_i64)
             .ok_or(TokenError::MissingExp)?;
         if now > exp.saturating_add(leeway) {
             return Err(TokenError::Expired);
         }
-        match claims.get("nbf") {
+        match &payload.nbf {
             None => {}
             Some(v) => match v.as_i64() {
                 Some(nbf) if nbf <= now.saturating_add(leeway) => {}
                 _ => return Err(TokenError::NotYetValid),
             },
         }
-        match claims.get("aud") {
+        let wanted = |a: &str| policy.audiences.iter().any(|w| w == a);
+        match &payload.aud {
             None => return Err(TokenError::MissingAudience),
-            Some(Value::String(a)) if policy.audiences.iter().any(|w| w == a) => {}
-            Some(Value::Array(list))
-                if list.iter().any(|a| {
-                    a.as_str()
-                        .is_some_and(|a| policy.audiences.iter().any(|w| w == a))
-                }) => {}
+            Some(Item::Str(a)) if wanted(a) => {}
+            Some(Item::List(list)) if list.iter().any(|a| a.as_str().is_some_and(wanted)) => {}
             Some(_) => return Err(TokenError::WrongAudience),
         }
         let typ = header.typ.as_deref().unwrap_or_default();
         let typ = typ.strip_prefix("application/").unwrap_or(typ);
-        let is_refresh = claims.get("type").and_then(Value::as_str) == Some("refresh")
-            || typ.eq_ignore_ascii_case("refresh+jwt");
+        let is_refresh =
+            payload.kind.as_deref() == Some("refresh") || typ.eq_ignore_ascii_case("refresh+jwt");
         match usage {
             Use::Access if is_refresh => return Err(TokenError::RefreshAsAccess),
             Use::Access => {
@@ -336,11 +358,14 @@ impl Verifier {
                 }
             }
         }
-        let principal = principal_from_claims(policy, &claims)?;
+        let principal = principal_from_claims(policy, &mut payload, &claims)?;
+        let jti = payload.jti.take().map(Cow::into_owned);
+        let family = payload.fam.take().map(Cow::into_owned);
         Ok(VerifiedToken {
             principal,
-            jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
+            jti,
             exp,
+            family,
             claims,
         })
     }
@@ -350,11 +375,11 @@ impl Verifier {
 #[derive(serde::Deserialize)]
 struct JoseHeader<'a> {
     #[serde(borrow)]
-    alg: std::borrow::Cow<'a, str>,
+    alg: Cow<'a, str>,
     #[serde(borrow, default)]
-    kid: Option<std::borrow::Cow<'a, str>>,
+    kid: Option<Text<'a>>,
     #[serde(borrow, default)]
-    typ: Option<std::borrow::Cow<'a, str>>,
+    typ: Option<Text<'a>>,
     #[serde(default, deserialize_with = "present")]
     crit: bool,
     #[serde(default, deserialize_with = "present")]
@@ -365,6 +390,42 @@ struct JoseHeader<'a> {
     jwk: bool,
     #[serde(default, deserialize_with = "present")]
     x5c: bool,
+}
+
+/// The usual header (`alg`, `kid`, `typ`: plain strings, each at most once, nothing else) read
+/// without serde; `None` for any other header, which the serde parse then reads or refuses.
+fn plain_header(bytes: &[u8]) -> Option<JoseHeader<'_>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut s = Scan::new(text);
+    s.ws();
+    let (mut alg, mut kid, mut typ) = (None, None, None);
+    s.object(|s, key| {
+        let slot = match key {
+            "alg" => &mut alg,
+            "kid" => &mut kid,
+            "typ" => &mut typ,
+            // `crit`, `jku` and the rest are for the serde path, which refuses or ignores them.
+            _ => return None,
+        };
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(s.string()?);
+        Some(())
+    })?;
+    if !s.at_end() {
+        return None;
+    }
+    Some(JoseHeader {
+        alg: Cow::Borrowed(alg?),
+        kid: kid.map(|t| Text(Cow::Borrowed(t))),
+        typ: typ.map(|t| Text(Cow::Borrowed(t))),
+        crit: false,
+        jku: false,
+        x5u: false,
+        jwk: false,
+        x5c: false,
+    })
 }
 
 /// `true` whenever the member is there, whatever its value (`null` included).
@@ -378,42 +439,35 @@ enum Use {
     Refresh,
 }
 
-fn decode_object(part: &str, which: &'static str) -> Result<Map<String, Value>, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| TokenError::BadBase64(which))?;
-    match mcp_guard_core::parse_strict(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(TokenError::BadJson(which)),
+/// Room for a JOSE header on the stack: ours are under 100 bytes decoded; a larger one still
+/// decodes, into the heap. Small, as it is zeroed on every call.
+const HEADER_STACK_BYTES: usize = 128;
+
+/// Decodes unpadded base64url into `buf` when it fits, so the usual small part costs no
+/// allocation, and into `spill` when it does not. `None` when it is not base64url.
+pub(super) fn decode_b64<'b>(
+    part: &str,
+    buf: &'b mut [u8],
+    spill: &'b mut Vec<u8>,
+) -> Option<&'b [u8]> {
+    if base64::decoded_len_estimate(part.len()) <= buf.len() {
+        let n = URL_SAFE_NO_PAD.decode_slice(part, buf).ok()?;
+        buf.get(..n)
+    } else {
+        URL_SAFE_NO_PAD.decode_vec(part, spill).ok()?;
+        Some(spill.as_slice())
     }
 }
 
-const REGISTERED: [&str; 13] = [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "nbf",
-    "iat",
-    "jti",
-    "client_id",
-    "scope",
-    "scp",
-    "permissions",
-    "type",
-    "fam",
-];
-
-/// Maps verified claims to a principal (DESIGN.md section 3).
+/// Maps verified claims to a principal (DESIGN.md section 3), moving what it keeps (attributes,
+/// permissions) out of `payload` rather than copying it.
 fn principal_from_claims(
     policy: &IssuerPolicy,
-    claims: &Map<String, Value>,
+    payload: &mut Payload<'_>,
+    claims: &Claims,
 ) -> Result<Principal, TokenError> {
-    let client_id = claims
-        .get("client_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let subject = match (claims.get("sub").and_then(Value::as_str), &client_id) {
+    let client_id = payload.client_id.take().map(Cow::into_owned);
+    let subject = match (payload.sub.as_deref(), &client_id) {
         (Some(sub), _) if !sub.is_empty() => sub.to_owned(),
         (_, Some(client)) if !client.is_empty() => Principal::client_subject(client),
         _ => return Err(TokenError::NoSubject),
@@ -429,30 +483,36 @@ fn principal_from_claims(
         method,
     );
     principal.client_id = client_id;
-    principal.permissions = strings(claims.get("permissions"));
-    principal.roles = strings(lookup_path(claims, &policy.roles_claim));
-    principal.scopes = match claims.get("scope").or_else(|| claims.get("scp")) {
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        other => strings(other),
+    principal.permissions = std::mem::take(&mut payload.permissions);
+    principal.roles = roles(&policy.roles_claim, &payload.extra, claims);
+    // A `scope` of any type hides `scp`, as before.
+    principal.scopes = match payload.scope.as_ref().or(payload.scp.as_ref()) {
+        Some(Item::Str(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(other) => other.strings(),
+        None => Vec::new(),
     };
-    for (k, v) in claims {
-        if !REGISTERED.contains(&k.as_str()) {
-            principal.attributes.insert(k.clone(), v.clone());
-        }
-    }
+    // Unregistered claims were built as `Value`s in the parse for exactly this.
+    principal.attributes = std::mem::take(&mut payload.extra);
     Ok(principal)
 }
 
-fn lookup_path<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+/// The roles at a dotted claim path (`roles`, `realm_access.roles`): the strings of the array
+/// found there, or none.
+fn roles(path: &str, extra: &Map<String, Value>, claims: &Claims) -> Vec<String> {
     let mut parts = path.split('.');
-    let mut v = claims.get(parts.next()?)?;
+    let Some(first) = parts.next() else {
+        return Vec::new();
+    };
+    // Roles live under an unregistered claim in practice, already built for the attributes. A
+    // path through a registered claim (kept only in typed form) reads the full claim set instead.
+    let mut v = if REGISTERED.contains(&first) {
+        claims.get(first)
+    } else {
+        extra.get(first)
+    };
     for p in parts {
-        v = v.get(p)?;
+        v = v.and_then(|v| v.get(p));
     }
-    Some(v)
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Array(items)) => items
             .iter()
@@ -495,6 +555,228 @@ pub fn bearer_token<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::SigningKey;
+    use serde_json::json;
+
+    const NOW: i64 = 1_795_665_360;
+    const ISS: &str = "https://idp.example";
+    const AUD: &str = "https://gw.example/mcp";
+
+    fn key() -> SigningKey {
+        SigningKey::hs256("k1", &[5u8; 32]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn verifier(roles_claim: &str) -> Verifier {
+        let mut keys = KeySet::new();
+        keys.insert(key().verify_key().clone());
+        Verifier::new(vec![IssuerPolicy {
+            issuer: ISS.into(),
+            own: false,
+            audiences: vec![AUD.into()],
+            algorithms: vec![Algorithm::HS256],
+            keys,
+            required_typ: None,
+            roles_claim: roles_claim.into(),
+        }])
+    }
+
+    /// A token over exactly this payload text (which a `Value` could not hold: repeated keys).
+    fn token(payload: &str) -> String {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"k1"}"#);
+        let msg = format!("{header}.{}", URL_SAFE_NO_PAD.encode(payload));
+        let sig =
+            jsonwebtoken::crypto::sign(msg.as_bytes(), key().encoding_key(), Algorithm::HS256)
+                .unwrap_or_else(|e| panic!("{e}"));
+        format!("{msg}.{sig}")
+    }
+
+    /// A payload with the required claims and then `more` (JSON members, comma-led).
+    fn payload(more: &str) -> String {
+        format!(
+            r#"{{"iss":"{ISS}","sub":"alice","aud":"{AUD}","exp":{},"jti":"j-1"{more}}}"#,
+            NOW + 60
+        )
+    }
+
+    fn verify(roles_claim: &str, more: &str) -> Result<VerifiedToken, TokenError> {
+        verifier(roles_claim).verify(&token(&payload(more)), NOW)
+    }
+
+    #[test]
+    fn the_helpers_make_a_valid_token() {
+        let v = verify("roles", "").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.principal.subject, "alice");
+        assert_eq!(v.principal.issuer.as_deref(), Some(ISS));
+        assert_eq!(v.jti.as_deref(), Some("j-1"));
+        assert_eq!(v.exp, NOW + 60);
+    }
+
+    #[test]
+    fn repeated_keys_in_nested_claims_are_refused() {
+        for more in [
+            r#","sub":"admin""#,
+            r#","\u0073ub":"admin""#,
+            r#","realm_access":{"roles":["user"],"roles":["admin"]}"#,
+            r#","metadata":{"a":{"b":[{"c":1,"c":2}]}}"#,
+            r#","permissions":["p",{"x":1,"x":1}]"#,
+            r#","aud2":1,"aud2":2"#,
+            r#","iat":{"t":1,"t":1}"#,
+        ] {
+            assert_eq!(
+                verify("realm_access.roles", more).unwrap_err(),
+                TokenError::BadJson("payload"),
+                "{more}"
+            );
+        }
+    }
+
+    #[test]
+    fn payload_that_is_not_one_strict_object_is_refused() {
+        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"k1"}"#);
+        let mut invalid_utf8 = payload("").into_bytes();
+        invalid_utf8.insert(invalid_utf8.len() - 1, 0xff);
+        for bad in [
+            format!("{}{{}}", payload("")).into_bytes(),
+            format!("{}x", payload("")).into_bytes(),
+            b"[1]".to_vec(),
+            payload(r#","n":"\ud800""#).into_bytes(),
+            invalid_utf8,
+        ] {
+            // Refused before the signature is looked at, as the strict `Value` parse did.
+            let t = format!("{h}.{}.c2ln", URL_SAFE_NO_PAD.encode(&bad));
+            assert_eq!(
+                verifier("roles").verify(&t, NOW).unwrap_err(),
+                TokenError::BadJson("payload"),
+                "{}",
+                String::from_utf8_lossy(&bad)
+            );
+        }
+        // Whitespace after the object is not data: this one gets as far as the signature.
+        let t = format!("{h}.{}.c2ln", URL_SAFE_NO_PAD.encode(payload("") + " \n"));
+        assert_eq!(
+            verifier("roles").verify(&t, NOW).unwrap_err(),
+            TokenError::BadSignature
+        );
+    }
+
+    #[test]
+    fn plain_headers_read_as_serde_reads_them() {
+        type Fields<'a> = (&'a str, Option<&'a str>, Option<&'a str>, [bool; 5]);
+        fn fields<'a>(h: &'a JoseHeader<'a>) -> Fields<'a> {
+            let flags = [h.crit, h.jku, h.x5u, h.jwk, h.x5c];
+            (&h.alg, h.kid.as_deref(), h.typ.as_deref(), flags)
+        }
+        for plain in [
+            r#"{"alg":"HS256"}"#,
+            r#"{"typ":"at+jwt","alg":"EdDSA","kid":"k-1"}"#,
+            " {\n\"alg\" : \"RS256\",\t\"kid\":\"\"} ",
+        ] {
+            let fast = plain_header(plain.as_bytes()).unwrap_or_else(|| panic!("{plain}"));
+            let serde: JoseHeader<'_> =
+                serde_json::from_str(plain).unwrap_or_else(|e| panic!("{plain}: {e}"));
+            assert_eq!(fields(&fast), fields(&serde), "{plain}");
+        }
+        // Anything else is for the serde parse: other members, repeats, escapes, other types.
+        for other in [
+            r#"{"alg":"HS256","crit":["exp"]}"#,
+            r#"{"alg":"HS256","jku":null}"#,
+            r#"{"alg":"HS256","x5t":"abc"}"#,
+            r#"{"alg":"HS256","alg":"none"}"#,
+            r#"{"alg":"HS\u0032\u0035\u0036"}"#,
+            r#"{"alg":"HS256","kid":7}"#,
+            r#"{"typ":"JWT"}"#,
+            r#"{"alg":"HS256"} {}"#,
+            r#"["HS256"]"#,
+        ] {
+            assert!(plain_header(other.as_bytes()).is_none(), "{other}");
+        }
+        assert!(plain_header(b"{\"alg\":\"\xff\"}").is_none());
+    }
+
+    #[test]
+    fn roles_at_a_nested_path() {
+        let more = r#","realm_access":{"roles":["user","ops",3],"x":{}},"roles":["top"]"#;
+        let v = verify("realm_access.roles", more).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.principal.roles, ["user", "ops"]);
+        let v = verify("roles", more).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.principal.roles, ["top"]);
+        for path in [
+            "realm_access.missing",
+            "realm_access.roles.deeper",
+            "nothing",
+            "",
+        ] {
+            let v = verify(path, more).unwrap_or_else(|e| panic!("{e}"));
+            assert!(v.principal.roles.is_empty(), "{path}");
+        }
+        // A path through a registered claim reads the full claim set.
+        let v = verify("permissions", r#","permissions":["p1"]"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.principal.roles, ["p1"]);
+    }
+
+    #[test]
+    fn claims_map_to_the_principal() {
+        let more = r#","client_id":"c-1","permissions":["a:b",7,"c:d"],"scope":"s1  s2","scp":["x"],
+            "email":"a@example","metadata":{"team":"blue"},"iat":1,"type":"access""#;
+        let v = verify("roles", more).unwrap_or_else(|e| panic!("{e}"));
+        let p = &v.principal;
+        assert_eq!(p.client_id.as_deref(), Some("c-1"));
+        assert_eq!(p.permissions, ["a:b", "c:d"]);
+        assert_eq!(p.scopes, ["s1", "s2"], "`scope` wins over `scp`");
+        // Only unregistered claims become attributes.
+        let keys: Vec<&str> = p.attributes.keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(p.attributes["email"], "a@example");
+        assert_eq!(p.attributes["metadata"], json!({"team": "blue"}));
+        // `scp` when there is no `scope`; a `scope` of another type still hides `scp`.
+        let v = verify("roles", r#","scp":["x","y"]"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.principal.scopes, ["x", "y"]);
+        let v = verify("roles", r#","scope":5,"scp":["x"]"#).unwrap_or_else(|e| panic!("{e}"));
+        assert!(v.principal.scopes.is_empty());
+        // No `sub`: the client names the principal; a non-string `sub` counts as none.
+        let p = format!(
+            r#"{{"iss":"{ISS}","sub":7,"client_id":"c-2","aud":["x","{AUD}"],"exp":{}}}"#,
+            NOW + 60
+        );
+        let v = verifier("roles")
+            .verify(&token(&p), NOW)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.principal.subject, "client:c-2");
+    }
+
+    #[test]
+    fn number_claims_must_be_integers() {
+        let at = |exp: &str, nbf: &str| {
+            let p = format!(r#"{{"iss":"{ISS}","sub":"a","aud":"{AUD}","exp":{exp}{nbf}}}"#);
+            verifier("roles").verify(&token(&p), NOW).map(|v| v.exp)
+        };
+        let exp = (NOW + 60).to_string();
+        assert_eq!(at(&exp, ""), Ok(NOW + 60));
+        assert_eq!(at(&format!("{exp}.0"), ""), Err(TokenError::MissingExp));
+        assert_eq!(at(&format!("\"{exp}\""), ""), Err(TokenError::MissingExp));
+        assert_eq!(at("18446744073709551615", ""), Err(TokenError::MissingExp));
+        assert_eq!(at(&exp, &format!(r#","nbf":{NOW}"#)), Ok(NOW + 60));
+        assert_eq!(
+            at(&exp, &format!(r#","nbf":{NOW}.5"#)),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(at(&exp, r#","nbf":null"#), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn the_full_claim_set_is_parsed_only_when_read() {
+        let more = r#","fam":"f-1","iat":5,"metadata":{"k":[1,2]}"#;
+        let v = verify("roles", more).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.family.as_deref(), Some("f-1"));
+        let text = payload(more);
+        assert_eq!(v.claims.json(), text);
+        let all = mcp_guard_core::parse_strict(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Value::Object(v.claims.clone()), all);
+        assert_eq!(v.claims.get("iat"), Some(&json!(5)));
+        let copy = v.clone();
+        assert_eq!(copy, v);
+        assert_eq!(copy.claims.json(), text);
+    }
 
     fn one(v: &str) -> Result<Option<&str>, TokenError> {
         bearer_token([v.as_bytes()].into_iter())

@@ -1,0 +1,332 @@
+//! A scanner for the plain JSON that tokens almost always hold, used as a fast path in front of
+//! serde_json.
+//!
+//! Even borrowing, serde_json spends about as long on a 233-byte payload as the HMAC of the whole
+//! token (docs/PERFORMANCE.md, "Token verification"). This scanner reads only a narrow subset:
+//! strings without escapes or control characters, non-negative integers that fit `i64`, `true`,
+//! `false`, `null`, and arrays and objects of those, not nested deeper than [`MAX_DEPTH`], with
+//! JSON's four whitespace bytes between tokens. It never refuses anything: on the first byte
+//! outside that subset (an escape, a fraction, a minus sign, a repeated key, bad syntax, trailing
+//! data) its caller gets `None` and hands the whole text to the serde path, which decides. So
+//! what is accepted and refused is the serde path's business alone; this only has to give the
+//! same result as serde_json on what it does read, which tests check on generated input.
+
+use serde_json::{Map, Value};
+
+/// How deep the fast path follows arrays and objects (the top-level object is depth 1). Deeper
+/// input goes to serde_json, whose own limit (128) then applies.
+pub(super) const MAX_DEPTH: usize = 8;
+
+/// A scalar in the subset.
+#[derive(Debug, PartialEq)]
+pub(super) enum Scalar<'a> {
+    /// A string with no escapes, borrowed.
+    Str(&'a str),
+    /// A non-negative integer that fits `i64`.
+    Int(i64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+}
+
+/// A position in JSON text.
+///
+/// The small methods are `#[inline]`: they run once or more per byte or token, and without the
+/// hint a release build does not inline them across codegen units.
+pub(super) struct Scan<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Scan<'a> {
+    /// A scanner at the start of `text`.
+    pub fn new(text: &'a str) -> Self {
+        Scan { text, pos: 0 }
+    }
+
+    /// The next byte.
+    #[inline]
+    pub fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    /// Skips JSON whitespace (exactly the four bytes serde_json skips).
+    #[inline]
+    pub fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Consumes `byte` if it is next.
+    #[inline]
+    pub fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek() == Some(byte)).then(|| self.pos += 1)
+    }
+
+    /// Whether only whitespace is left.
+    #[inline]
+    pub fn at_end(&mut self) -> bool {
+        self.ws();
+        self.pos == self.text.len()
+    }
+
+    /// A string with no escapes and no control characters, borrowed.
+    #[inline]
+    pub fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let rest = self.text.as_bytes().get(start..)?;
+        // An escape needs decoding and a control character is an error: both go to serde_json.
+        let len = string_end(rest)?;
+        if rest.get(len) != Some(&b'"') {
+            return None;
+        }
+        self.pos = start + len + 1;
+        // The text is a `str` and both ends are at an ASCII quote, so this is a char boundary.
+        self.text.get(start..start + len)
+    }
+
+    /// A scalar (see [`Scalar`]).
+    #[inline]
+    pub fn scalar(&mut self) -> Option<Scalar<'a>> {
+        match self.peek()? {
+            b'"' => self.string().map(Scalar::Str),
+            b'0'..=b'9' => self.integer().map(Scalar::Int),
+            b't' => self.literal("true").map(|()| Scalar::Bool(true)),
+            b'f' => self.literal("false").map(|()| Scalar::Bool(false)),
+            b'n' => self.literal("null").map(|()| Scalar::Null),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn literal(&mut self, word: &str) -> Option<()> {
+        let end = self.pos + word.len();
+        (self.text.as_bytes().get(self.pos..end)? == word.as_bytes()).then(|| self.pos = end)
+    }
+
+    #[inline]
+    fn integer(&mut self) -> Option<i64> {
+        let start = self.pos;
+        let mut n: i64 = 0;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+            self.pos += 1;
+        }
+        // A leading zero is not JSON; a fraction or exponent makes a float; both for serde_json.
+        // A byte that cannot follow a number is caught by the caller, which expects `,` `]` `}`.
+        let leading_zero = self.pos - start > 1 && self.text.as_bytes().get(start) == Some(&b'0');
+        if leading_zero || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some(n)
+    }
+
+    /// The elements of an array, each read by `element`, collected.
+    pub fn array<T>(&mut self, mut element: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let mut out = Vec::new();
+        self.elements(|s| {
+            out.push(element(s)?);
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    /// Walks an array: calls `element` positioned at each element, which it must read.
+    pub fn elements(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        self.ws();
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                b']' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The members of an object: calls `member` with each key, positioned at its value, which
+    /// `member` must read. `None` from `member` (a repeated key, say) gives up.
+    pub fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            member(self, key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Any value of the subset as a `Value`, as `parse_strict` would build it; `depth` is that of
+    /// the value's container.
+    pub fn value(&mut self, depth: usize) -> Option<Value> {
+        match self.peek()? {
+            b'[' if depth < MAX_DEPTH => self.array(|s| s.value(depth + 1)).map(Value::Array),
+            b'{' if depth < MAX_DEPTH => {
+                let mut map = Map::new();
+                self.object(|s, key| {
+                    if map.contains_key(key) {
+                        return None;
+                    }
+                    let v = s.value(depth + 1)?;
+                    map.insert(key.to_owned(), v);
+                    Some(())
+                })?;
+                Some(Value::Object(map))
+            }
+            _ => Some(match self.scalar()? {
+                Scalar::Str(s) => Value::String(s.to_owned()),
+                Scalar::Int(n) => Value::from(n),
+                Scalar::Bool(b) => Value::Bool(b),
+                Scalar::Null => Value::Null,
+            }),
+        }
+    }
+}
+
+/// The index of the first `"`, `\\` or control character in `bytes`.
+#[inline]
+fn string_end(bytes: &[u8]) -> Option<usize> {
+    // Eight bytes at a time, as serde_json does: string bytes are most of a token's payload.
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    // A high bit in each byte of `x` that is zero. A borrow can also mark a byte above a zero
+    // byte, never below one, so the lowest mark is always a real match.
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        let hits = zero_bytes(v ^ (ONES * u64::from(b'"')))
+            | zero_bytes(v ^ (ONES * u64::from(b'\\')))
+            // Below 0x20: subtracting 0x20 borrows into the high bit; bytes >= 0x80 have it set
+            // in `v`, so `!v` clears them.
+            | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+        if hits != 0 {
+            // Little-endian: the lowest set bit is the first byte.
+            return Some(offset + (hits.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| offset + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str) -> Option<Value> {
+        let mut s = Scan::new(text);
+        s.ws();
+        let v = s.value(0)?;
+        s.at_end().then_some(v)
+    }
+
+    #[test]
+    fn reads_the_subset_as_serde_json_does() {
+        for text in [
+            r#"{"a":"x","b":[1,true,false,null,"y"],"c":{"d":{}},"e":[]}"#,
+            " { \"a\" :\t[ 0 , 9223372036854775807 ]\r\n} ",
+            r#""é ✓""#,
+            "0",
+        ] {
+            let strict = mcp_guard_core::parse_strict(text.as_bytes()).ok();
+            assert_eq!(value(text), strict, "{text}");
+        }
+    }
+
+    #[test]
+    fn string_end_finds_the_first_stop_byte() {
+        let naive = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let stops = [b'"', b'\\', 0x00, 0x1f, 0x0a];
+        let fill = [b'a', 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xe9, 0xff];
+        for len in 0..24 {
+            for &f in &fill {
+                let mut bytes = vec![f; len];
+                assert_eq!(string_end(&bytes), naive(&bytes), "{len} {f}");
+                for at in 0..len {
+                    for &stop in &stops {
+                        bytes[at] = stop;
+                        assert_eq!(string_end(&bytes), naive(&bytes), "{len} {f} {at} {stop}");
+                        // A second stop after the first must not hide it.
+                        if at + 1 < len {
+                            bytes[at + 1] = b'"';
+                            assert_eq!(string_end(&bytes), Some(at));
+                            bytes[at + 1] = f;
+                        }
+                        bytes[at] = f;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gives_up_outside_the_subset() {
+        for text in [
+            r#""a\"b""#,
+            r#""a\u0041""#,
+            "\"tab\there\"",
+            "-1",
+            "-0",
+            "01",
+            "1.0",
+            "1e3",
+            "9223372036854775808",
+            "tru",
+            "nul",
+            "[1,]",
+            "[1 2]",
+            r#"{"a":1,}"#,
+            r#"{"a":1,"a":1}"#,
+            r#"{"a" 1}"#,
+            r#"{a:1}"#,
+            "[[[[[[[[[1]]]]]]]]]",
+            "\u{0c}1",
+            "\"unterminated",
+        ] {
+            assert_eq!(value(text), None, "{text}");
+        }
+        // Depth 8 is still read; 9 is for serde_json.
+        assert!(value("[[[[[[[[1]]]]]]]]").is_some());
+    }
+}
