@@ -29,7 +29,8 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// What every session on one HTTP upstream shares.
 pub struct HttpUpstreamClient {
     client: reqwest::Client,
-    url: String,
+    /// Parsed once: reqwest would parse a string again on every request.
+    url: reqwest::Url,
     authorization: Option<HeaderValue>,
 }
 
@@ -57,7 +58,8 @@ impl HttpUpstreamClient {
             .build()?;
         Ok(HttpUpstreamClient {
             client,
-            url: spec.url.clone(),
+            url: reqwest::Url::parse(&spec.url)
+                .map_err(|e| anyhow::anyhow!("`upstream.url` `{}`: {e}", spec.url))?,
             authorization,
         })
     }
@@ -70,7 +72,7 @@ impl HttpUpstreamClient {
     ) -> reqwest::RequestBuilder {
         let mut r = self
             .client
-            .request(method, &self.url)
+            .request(method, self.url.clone())
             .header(ACCEPT, "application/json, text/event-stream");
         if let Some(a) = &self.authorization {
             r = r.header(AUTHORIZATION, a.clone());
