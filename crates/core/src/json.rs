@@ -41,7 +41,9 @@ fn map_error(e: serde_json::Error) -> StrictJsonError {
     StrictJsonError::Syntax(text)
 }
 
-struct StrictValue(Value);
+/// A `Value` deserialized with [`parse_strict`]'s rule that a repeated key in any object is an
+/// error; for parsers that build part of a document themselves (the token claims).
+pub struct StrictValue(pub Value);
 
 impl<'de> Deserialize<'de> for StrictValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

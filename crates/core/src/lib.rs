@@ -31,7 +31,7 @@ pub use decision::{
     Decision, Matched, Nearest, Reason, RoleOrigin, UnknownAttribute, UnknownReason, Verdict,
 };
 pub use index::PatternIndex;
-pub use json::{StrictJsonError, parse_strict};
+pub use json::{StrictJsonError, StrictValue, parse_strict};
 pub use message::{
     BatchItem, Classified, ClassifyOptions, Message, MessageKind, RequestId, RpcError, classify,
     codes,

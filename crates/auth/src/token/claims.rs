@@ -16,6 +16,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::OnceLock;
 
+use mcp_guard_core::StrictValue;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -404,71 +405,7 @@ impl<'de> Visitor<'de> for ItemVisitor {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Item<'de>, A::Error> {
         // No registered claim is read as an object, but its keys must still be unique: checked
         // by building it strictly, then dropped. Only unusual (or hostile) tokens get here.
-        StrictVisitor.visit_map(map).map(|_| Item::Other)
-    }
-}
-
-/// A `Value` built with `parse_strict`'s rules: a repeated key in any object is an error.
-///
-/// The same visitor as `mcp_guard_core::json`'s (which is private there), so unregistered claims
-/// are built in the same pass that checks them rather than captured and parsed a second time.
-struct StrictValue(Value);
-
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(StrictValue)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(StrictValue(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(Text(key)) = map.next_key()? {
-            if out.contains_key(key.as_ref()) {
-                return Err(duplicate(&key));
-            }
-            let StrictValue(v) = map.next_value()?;
-            out.insert(key.into_owned(), v);
-        }
-        Ok(Value::Object(out))
+        StrictValue::deserialize(de::value::MapAccessDeserializer::new(map)).map(|_| Item::Other)
     }
 }
 
