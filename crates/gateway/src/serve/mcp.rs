@@ -883,6 +883,20 @@ async fn batch(
         .into_response()
 }
 
+/// What GET and DELETE check first: the caller, and that the revision has sessions at all.
+fn session_request(
+    gw: &Gateway,
+    peer: Option<&ClientAddr>,
+    headers: &HeaderMap,
+) -> Result<Caller, Refusal> {
+    let ip = client_ip(&gw.config.server, peer, headers);
+    let caller = authenticate(gw, &gw.rules(), headers, ip)?;
+    match stateless_method(headers) {
+        Some(r) => Err(Box::new(r)),
+        None => Ok(caller),
+    }
+}
+
 /// GET: the session's stream of server-to-client messages; ends when the token expires or is
 /// revoked, or the session closes.
 pub async fn get(
@@ -890,14 +904,10 @@ pub async fn get(
     peer: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
 ) -> Response {
-    let ip = client_ip(&gw.config.server, peer.as_deref(), &headers);
-    let caller = match authenticate(&gw, &gw.rules(), &headers, ip) {
+    let caller = match session_request(&gw, peer.as_deref(), &headers) {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    if let Some(r) = stateless_method(&headers) {
-        return r;
-    }
     let session = match session_of(&gw, &headers, &caller) {
         Ok(Some(s)) => s,
         Ok(None) => return session_required(),
@@ -961,14 +971,10 @@ pub async fn delete(
     peer: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
 ) -> Response {
-    let ip = client_ip(&gw.config.server, peer.as_deref(), &headers);
-    let caller = match authenticate(&gw, &gw.rules(), &headers, ip) {
+    let caller = match session_request(&gw, peer.as_deref(), &headers) {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    if let Some(r) = stateless_method(&headers) {
-        return r;
-    }
     match session_of(&gw, &headers, &caller) {
         Ok(Some(s)) => {
             gw.close_session(&s.id);
