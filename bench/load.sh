@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Gateway load benchmark: a stateless MCP 2026-07-28 `tools/call` of the demo server's `echo`
-# over HTTP, sent directly to the demo server and through mcp-guard with authentication on
-# (HS256 bearer token, RBAC, audit log to a file), in the same run. See docs/PERFORMANCE.md,
+# over HTTP, sent directly to the demo server, through a pass-through proxy without any auth
+# (`mcp-guard demo passthrough`: the same HTTP server, client, runtime and allocator as the
+# gateway, so the difference is the guard's own work) and through mcp-guard with authentication
+# on (HS256 bearer token, RBAC, audit log to a file), in the same run. See docs/PERFORMANCE.md,
 # "Gateway load benchmark".
 #
 # Usage:
@@ -20,9 +22,9 @@
 #   --no-nodelay-shim     do not set TCP_NODELAY on the demo server's sockets (see below)
 #   --keep                keep the temporary directory (configuration, logs, wrk output)
 #
-# Placement on a machine with 2 or more CPUs: wrk on CPU 0, the demo server and the gateway on
-# CPU 1 (override with LOAD_WRK_CPUS and LOAD_SERVER_CPUS, taskset lists). With fewer CPUs
-# nothing is pinned.
+# Placement on a machine with 2 or more CPUs: wrk on CPU 0; the demo server, the passthrough and
+# the gateway on CPU 1 (override with LOAD_WRK_CPUS and LOAD_SERVER_CPUS, taskset lists). Only one
+# proxy carries load at a time. With fewer CPUs nothing is pinned.
 #
 # The demo server sets TCP_NODELAY since 23ca61e (rmcp writes each SSE answer in two writes, and
 # with Nagle on keep-alive connections the second waited for the client's delayed ACK, 40 ms).
@@ -198,7 +200,7 @@ if [ "$NPROC" -ge 2 ]; then
   SERVER_CPUS="${LOAD_SERVER_CPUS:-1}"
   WRK_PIN=(taskset -c "$WRK_CPUS")
   SERVER_PIN=(taskset -c "$SERVER_CPUS")
-  PLACEMENT="wrk on CPU $WRK_CPUS; demo server and gateway on CPU $SERVER_CPUS (taskset)"
+  PLACEMENT="wrk on CPU $WRK_CPUS; demo server, passthrough and gateway on CPU $SERVER_CPUS (taskset)"
 else
   WRK_PIN=()
   SERVER_PIN=()
@@ -315,6 +317,16 @@ GW_PID=$!
 PIDS+=("$GW_PID")
 wait_for_line "mcp-guard listening" "$DIR/gateway.log" 60 "$GW_PID"
 
+# The baseline: the same HTTP server, client, runtime and allocator, forwarding without any
+# authentication, authorization, audit or metrics (`mcp-guard demo passthrough`).
+PASS_PORT=$(free_port)
+PASS_URL="http://127.0.0.1:$PASS_PORT/mcp"
+"${SERVER_PIN[@]}" "$BIN" demo passthrough --bind "127.0.0.1:$PASS_PORT" --upstream "$DIRECT_URL" \
+  >"$DIR/passthrough.out" 2>"$DIR/passthrough.log" &
+PASS_PID=$!
+PIDS+=("$PASS_PID")
+wait_for_line "passthrough on" "$DIR/passthrough.log" 30 "$PASS_PID"
+
 TOKEN=$("$BIN" token issue --config "$DIR/gateway.toml" --sub alice --ttl "${TTL_MIN}m") ||
   die "mcp-guard token issue failed"
 [ -n "$TOKEN" ] || die "empty token"
@@ -347,6 +359,7 @@ expect() {
 }
 
 expect "direct echo" 200 '"text":"hello"' "$(call "$DIRECT_URL" echo "$BODY_ECHO")"
+expect "passthrough echo" 200 '"text":"hello"' "$(call "$PASS_URL" echo "$BODY_ECHO")"
 expect "gateway echo with alice's token" 200 '"text":"hello"' "$(call "$GATEWAY_URL" echo "$BODY_ECHO" "$TOKEN")"
 expect "gateway echo without a token" 401 '' "$(call "$GATEWAY_URL" echo "$BODY_ECHO")"
 expect "gateway delete_file for alice (RBAC)" 403 'tools:execute:delete_file' "$(call "$GATEWAY_URL" delete_file "$BODY_DELETE" "$TOKEN")"
@@ -398,18 +411,19 @@ run_wrk() {
 
 declare -A R  # results: R[name.key]
 
-# measure NAME URL TOKEN THREADS CONNECTIONS: a short unrecorded warm-up, then the measured run
-# with the gateway's and the demo server's CPU time read around it.
+# measure NAME URL TOKEN THREADS CONNECTIONS [PROXY_PID]: a short unrecorded warm-up, then the
+# measured run with the proxy's (default: the gateway's) and the demo server's CPU time read
+# around it.
 measure() {
-  local name="$1" url="$2" token="$3" threads="$4" conns="$5"
+  local name="$1" url="$2" token="$3" threads="$4" conns="$5" proxy="${6:-$GW_PID}"
   local warm=$((DURATION < 2 ? DURATION : 2))
   run_wrk "$name-warmup" "$url" "$token" "$threads" "$conns" "$warm"
   local gw0 up0 gw1 up1 logs0 logs1
   logs0=$(log_problems)
-  gw0=$(cpu_ticks "$GW_PID")
+  gw0=$(cpu_ticks "$proxy")
   up0=$(cpu_ticks "$DEMO_PID")
   run_wrk "$name" "$url" "$token" "$threads" "$conns" "$DURATION"
-  gw1=$(cpu_ticks "$GW_PID")
+  gw1=$(cpu_ticks "$proxy")
   up1=$(cpu_ticks "$DEMO_PID")
   logs1=$(log_problems)
   local out="$DIR/$name.txt" requests dur_us
@@ -423,7 +437,7 @@ measure() {
   R[$name.gwcpu]=$(awk -v t=$((gw1 - gw0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
   R[$name.upcpu]=$(awk -v t=$((up1 - up0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
   R[$name.logs]=$((logs1 - logs0))
-  printf 'run %-16s %8s requests %7s req/s  p50 %6s us  p90 %6s us  p99 %6s us  gateway CPU %6s us/req  demo CPU %6s us/req\n' \
+  printf 'run %-16s %8s requests %7s req/s  p50 %6s us  p90 %6s us  p99 %6s us  proxy CPU %6s us/req  demo CPU %6s us/req\n' \
     "$name" "$requests" "${R[$name.rps]}" "${R[$name.p50]}" "${R[$name.p90]}" "${R[$name.p99]}" \
     "${R[$name.gwcpu]}" "${R[$name.upcpu]}" >&2
 }
@@ -439,9 +453,15 @@ HEADER_INFO() {
 if [ -z "$SOAK_MIN" ]; then
   echo "load.sh: $DURATION s per run; $PLACEMENT" >&2
   measure direct-c1 "$DIRECT_URL" "" 1 1
+  measure passthrough-c1 "$PASS_URL" "" 1 1 "$PASS_PID"
   measure gateway-c1 "$GATEWAY_URL" "$TOKEN" 1 1
   measure direct-c16 "$DIRECT_URL" "" 2 16
+  measure passthrough-c16 "$PASS_URL" "" 2 16 "$PASS_PID"
   measure gateway-c16 "$GATEWAY_URL" "$TOKEN" 2 16
+  OWN_P50=$((${R[gateway-c1.p50]} - ${R[passthrough-c1.p50]}))
+  OWN_CPU1=$(awk -v g="${R[gateway-c1.gwcpu]}" -v p="${R[passthrough-c1.gwcpu]}" 'BEGIN { printf "%.1f", g - p }')
+  OWN_CPU16=$(awk -v g="${R[gateway-c16.gwcpu]}" -v p="${R[passthrough-c16.gwcpu]}" 'BEGIN { printf "%.1f", g - p }')
+  PASS_RATIO=$(awk -v g="${R[passthrough-c16.rps]}" -v d="${R[direct-c16.rps]}" 'BEGIN { printf "%.2f", g / d }')
 
   ADDED_P50=$((${R[gateway-c1.p50]} - ${R[direct-c1.p50]}))
   ADDED_P99=$((${R[gateway-c1.p99]} - ${R[direct-c1.p99]}))
@@ -454,12 +474,12 @@ if [ -z "$SOAK_MIN" ]; then
   HEADER_INFO
   echo "- wrk: \`-t1 -c1 --latency\` and \`-t2 -c16\`, ${DURATION} s each after a 2 s warm-up; every response checked (200 with the echo)"
   echo
-  echo "| Run | Connections | Requests | Req/s | p50 (µs) | p90 (µs) | p99 (µs) | Gateway CPU (µs/req) | Demo CPU (µs/req) |"
+  echo "| Run | Connections | Requests | Req/s | p50 (µs) | p90 (µs) | p99 (µs) | Proxy CPU (µs/req) | Demo CPU (µs/req) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for name in direct-c1 gateway-c1 direct-c16 gateway-c16; do
+  for name in direct-c1 passthrough-c1 gateway-c1 direct-c16 passthrough-c16 gateway-c16; do
     conns=${name##*-c}
     gwcpu="${R[$name.gwcpu]}"
-    [[ "$name" == direct-* ]] && gwcpu="(idle) $gwcpu"
+    [[ "$name" == direct-* ]] && gwcpu="(none) -"
     echo "| ${name%-c*} | $conns | ${R[$name.requests]} | ${R[$name.rps]} | ${R[$name.p50]} | ${R[$name.p90]} | ${R[$name.p99]} | $gwcpu | ${R[$name.upcpu]} |"
   done
   echo
@@ -470,6 +490,10 @@ if [ -z "$SOAK_MIN" ]; then
   echo "| Throughput, gateway / direct at 16 connections | ${RATIO}x | (agentgateway publishes 0.37-0.48x) | reported |"
   echo "| Gateway CPU per proxied tools/call, 1 connection | ${R[gateway-c1.gwcpu]} µs | <= 50 µs | $(met "${R[gateway-c1.gwcpu]}" 50) |"
   echo "| Gateway CPU per proxied tools/call, 16 connections | ${R[gateway-c16.gwcpu]} µs | <= 50 µs | $(met "${R[gateway-c16.gwcpu]}" 50) |"
+  echo "| Passthrough (no auth) CPU per tools/call, 1 / 16 connections | ${R[passthrough-c1.gwcpu]} / ${R[passthrough-c16.gwcpu]} µs | (baseline) | |"
+  echo "| Gateway CPU beyond the passthrough, 1 / 16 connections | $OWN_CPU1 / $OWN_CPU16 µs | (the guard's own work) | |"
+  echo "| Latency beyond the passthrough, p50 at 1 connection | $OWN_P50 µs | | |"
+  echo "| Throughput, passthrough / direct at 16 connections | ${PASS_RATIO}x | | |"
   echo "| Gateway WARN/ERROR log lines during measured runs | $((${R[gateway-c1.logs]} + ${R[gateway-c16.logs]})) | 0 | |"
   echo
   if [ "$QUICK" = 1 ]; then

@@ -6,6 +6,9 @@ use super::{DemoCommand, Exit};
 
 /// Runs the demo server until stdin closes (stdio) or the process is stopped (http).
 pub fn run(cmd: DemoCommand) -> Exit {
+    if let DemoCommand::Passthrough(args) = &cmd {
+        return super::passthrough::run(args);
+    }
     // stdout may belong to the MCP stdio transport: logs go to stderr. rmcp logs every message
     // at info, too much for a default.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -35,6 +38,7 @@ pub fn run(cmd: DemoCommand) -> Exit {
                 })
                 .await
             }
+            DemoCommand::Passthrough(_) => Ok(()),
         }
     });
     match result {

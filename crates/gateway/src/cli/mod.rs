@@ -8,6 +8,7 @@ mod client;
 mod config_check;
 mod demo;
 mod keys;
+mod passthrough;
 mod policy_test;
 mod request;
 mod serve;
@@ -121,6 +122,22 @@ pub enum DemoCommand {
     Stdio,
     /// Serve MCP over streamable HTTP at `/mcp`, one session per `initialize`.
     Http(DemoHttpArgs),
+    /// A pass-through HTTP proxy with NO authentication, the baseline of `bench/load.sh`: the
+    /// same HTTP server, client, runtime and allocator as `serve`, without the guard's own work.
+    /// Listens on loopback only.
+    Passthrough(PassthroughArgs),
+}
+
+/// Arguments of `mcp-guard demo passthrough`.
+#[derive(Debug, Args)]
+pub struct PassthroughArgs {
+    /// Loopback address to listen on; the address in use is printed on stderr as
+    /// `mcp-guard demo: passthrough on http://ADDR/mcp`.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub bind: std::net::SocketAddr,
+    /// The MCP endpoint every POST is forwarded to, e.g. `http://127.0.0.1:8001/mcp`.
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
 }
 
 /// Arguments of `mcp-guard demo http`.

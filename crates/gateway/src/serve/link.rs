@@ -297,6 +297,20 @@ impl Link {
         if text.is_empty() {
             return;
         }
+        if let Some(id) = response_id(text) {
+            let waiter = self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            match waiter {
+                Some(tx) => {
+                    let _ = tx.send(Bytes::copy_from_slice(text));
+                }
+                None => tracing::debug!("response to no pending request dropped"),
+            }
+            return;
+        }
         let value: Value = match serde_json::from_slice(text) {
             Ok(v) => v,
             Err(e) => {
@@ -340,6 +354,33 @@ impl Link {
             tracing::warn!("upstream sent a message that is not JSON-RPC");
         }
     }
+}
+
+/// The id of a message that is plainly a response (an object with `result` or `error`, an `id`,
+/// no `method`, no repeated key), read without building its tree: answers are most of what an
+/// upstream sends. Anything else is `None` and takes the general path.
+fn response_id(text: &[u8]) -> Option<RequestId> {
+    use serde_json::value::RawValue;
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+        #[serde(borrow)]
+        method: Option<&'a RawValue>,
+        #[serde(borrow)]
+        result: Option<&'a RawValue>,
+        #[serde(borrow)]
+        error: Option<&'a RawValue>,
+    }
+    if text.first() != Some(&b'{') {
+        return None;
+    }
+    let probe: Probe<'_> = serde_json::from_slice(text).ok()?;
+    if probe.method.is_some() || (probe.result.is_none() && probe.error.is_none()) {
+        return None;
+    }
+    let id: Value = serde_json::from_str(probe.id?.get()).ok()?;
+    RequestId::from_value(&id)
 }
 
 impl Drop for Link {
@@ -400,5 +441,31 @@ mod tests {
         assert!(read_line(&mut r, &mut buf).await.unwrap());
         assert_eq!(buf, b"{\"b\":2}");
         assert!(!read_line(&mut r, &mut buf).await.unwrap());
+    }
+
+    #[test]
+    fn only_plain_responses_take_the_fast_path() {
+        let id = |t: &str| response_id(t.as_bytes());
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":7,"result":{"a":[1,2]}}"#),
+            Some(RequestId::Number(7))
+        );
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":"x","error":{"code":1,"message":"m"}}"#),
+            Some(RequestId::String("x".into()))
+        );
+        // Requests and notifications from the server, odd shapes and repeated keys: general path.
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#),
+            None
+        );
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#),
+            None
+        );
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":1}"#), None);
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":1,"id":2,"result":{}}"#), None);
+        assert_eq!(id(r#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#), None);
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":null,"error":{}}"#), None);
     }
 }

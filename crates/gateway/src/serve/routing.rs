@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The stateless revision.
 pub const MODERN: &str = "2026-07-28";
@@ -41,6 +41,7 @@ pub enum RoutingError {
 
 #[derive(Deserialize)]
 struct Probe {
+    id: Option<Value>,
     method: Option<Value>,
     params: Option<Params>,
 }
@@ -52,7 +53,14 @@ struct Params {
     #[serde(rename = "taskId")]
     task_id: Option<Value>,
     #[serde(rename = "_meta")]
-    meta: Option<Map<String, Value>>,
+    meta: Option<Meta>,
+}
+
+/// Only the key this check reads: the rest of `_meta` is skipped, not built.
+#[derive(Deserialize)]
+struct Meta {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
+    version: Option<Value>,
 }
 
 /// Reads the era of a single-message body and checks its routing headers against it. The body
@@ -69,7 +77,7 @@ pub fn check(headers: &HeaderMap, body: &[u8]) -> Result<Era, RoutingError> {
         .params
         .as_ref()
         .and_then(|p| p.meta.as_ref())
-        .and_then(|m| m.get(META_VERSION));
+        .and_then(|m| m.version.as_ref());
     let meta_version = match meta_version {
         None => None,
         Some(Value::String(v)) => Some(v.as_str()),
@@ -83,7 +91,7 @@ pub fn check(headers: &HeaderMap, body: &[u8]) -> Result<Era, RoutingError> {
         (None, None) => return Ok(Era::Legacy),
         (None, Some(h)) if h < MODERN => return Ok(Era::Legacy),
         (None, Some(_)) => {
-            if probe.method.is_some() && body_is_request(body) {
+            if probe.method.is_some() && probe.id.is_some() {
                 return Err(RoutingError::MissingMeta(
                     "the request has no `_meta` protocol version",
                 ));
@@ -106,7 +114,7 @@ pub fn check(headers: &HeaderMap, body: &[u8]) -> Result<Era, RoutingError> {
     if version.as_str() < MODERN {
         return Ok(Era::Legacy);
     }
-    if !body_is_request(body) {
+    if probe.id.is_none() {
         return Ok(Era::Modern(version));
     }
     let method = probe.method.as_ref().and_then(Value::as_str).unwrap_or("");
@@ -139,14 +147,6 @@ pub fn check(headers: &HeaderMap, body: &[u8]) -> Result<Era, RoutingError> {
         }
     }
     Ok(Era::Modern(version))
-}
-
-fn body_is_request(body: &[u8]) -> bool {
-    #[derive(Deserialize)]
-    struct Id {
-        id: Option<Value>,
-    }
-    serde_json::from_slice::<Id>(body).is_ok_and(|i| i.id.is_some())
 }
 
 /// The one value of a header; repeated or non-UTF-8 values are refused.

@@ -101,9 +101,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The method and id of an outgoing message, read without trusting anything else in it.
-#[derive(serde::Deserialize)]
-struct Probe {
-    method: Option<String>,
+#[derive(Default, serde::Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
     id: Option<Value>,
 }
 
@@ -130,12 +131,10 @@ impl HttpConn {
         body: Bytes,
         routing: &HeaderMap,
     ) -> Result<(), LinkError> {
-        let probe: Probe = serde_json::from_slice(&body).unwrap_or(Probe {
-            method: None,
-            id: None,
-        });
+        let probe: Probe<'_> = serde_json::from_slice(&body).unwrap_or_default();
         let id = probe.id.as_ref().and_then(RequestId::from_value);
         let is_initialize = probe.method.as_deref() == Some("initialize");
+        let opens_stream = probe.method.as_deref() == Some("notifications/initialized");
         let session = lock(&self.session).clone();
         let protocol = lock(&self.protocol).clone();
         let mut request = self
@@ -183,7 +182,7 @@ impl HttpConn {
         {
             *lock(&self.session) = Some(s.to_owned());
         }
-        if probe.method.as_deref() == Some("notifications/initialized") {
+        if opens_stream {
             self.open_stream(link);
         }
         if status == StatusCode::ACCEPTED {
@@ -348,45 +347,57 @@ struct SseParser {
 struct TooLarge;
 
 impl SseParser {
-    fn feed(&mut self, chunk: &[u8], on_event: &mut impl FnMut(&[u8])) -> Result<(), TooLarge> {
-        for &b in chunk {
-            if b != b'\n' {
-                self.line.push(b);
-                if self.line.len() > MAX_MESSAGE_BYTES {
-                    return Err(TooLarge);
-                }
-                continue;
-            }
-            if self.line.last() == Some(&b'\r') {
-                self.line.pop();
-            }
+    fn feed(&mut self, mut chunk: &[u8], on_event: &mut impl FnMut(&[u8])) -> Result<(), TooLarge> {
+        while let Some(end) = memchr::memchr(b'\n', chunk) {
+            let (head, rest) = (&chunk[..end], &chunk[end + 1..]);
             if self.line.is_empty() {
-                if self.has_data {
-                    on_event(&self.data);
-                }
-                self.data.clear();
-                self.has_data = false;
-                continue;
+                self.line_done(head, on_event)?;
+            } else {
+                // A line split across chunks: complete it in the carry-over buffer.
+                self.line.extend_from_slice(head);
+                let line = std::mem::take(&mut self.line);
+                let done = self.line_done(&line, on_event);
+                self.line = line;
+                self.line.clear();
+                done?;
             }
-            if let Some(value) = self.line.strip_prefix(b"data") {
-                let value = match value {
-                    [b':', b' ', rest @ ..] | [b':', rest @ ..] => rest,
-                    [] => &[][..],
-                    _ => {
-                        self.line.clear();
-                        continue;
-                    }
-                };
-                if self.has_data {
-                    self.data.push(b'\n');
-                }
-                self.data.extend_from_slice(value);
-                self.has_data = !self.data.is_empty() || self.has_data;
-                if self.data.len() > MAX_MESSAGE_BYTES {
-                    return Err(TooLarge);
-                }
+            chunk = rest;
+        }
+        self.line.extend_from_slice(chunk);
+        if self.line.len() > MAX_MESSAGE_BYTES {
+            return Err(TooLarge);
+        }
+        Ok(())
+    }
+
+    /// One complete line, without its `\n`.
+    fn line_done(&mut self, line: &[u8], on_event: &mut impl FnMut(&[u8])) -> Result<(), TooLarge> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            if self.has_data {
+                on_event(&self.data);
             }
-            self.line.clear();
+            self.data.clear();
+            self.has_data = false;
+            return Ok(());
+        }
+        let Some(value) = line.strip_prefix(b"data") else {
+            return Ok(());
+        };
+        let value = match value {
+            [b':', b' ', rest @ ..] | [b':', rest @ ..] => rest,
+            [] => &[][..],
+            // A field named e.g. `database`.
+            _ => return Ok(()),
+        };
+        if self.has_data {
+            self.data.push(b'\n');
+        }
+        self.data.extend_from_slice(value);
+        // An event whose data is empty (a priming event) is not a message.
+        self.has_data = self.has_data || !self.data.is_empty();
+        if self.data.len() > MAX_MESSAGE_BYTES {
+            return Err(TooLarge);
         }
         Ok(())
     }
@@ -419,5 +430,19 @@ mod tests {
             ]),
             vec!["{\"a\":1}".to_owned(), "x\ny".to_owned()]
         );
+    }
+
+    #[test]
+    fn sse_events_are_the_same_at_every_split_point() {
+        let stream: &[u8] =
+            b"id: 0\ndata:\n\nevent: message\r\ndata: {\"a\":1}\r\n\r\ndata: x\ndatabase: no\ndata: y\n\n";
+        let whole = events(&[stream]);
+        assert_eq!(whole, vec!["{\"a\":1}".to_owned(), "x\ny".to_owned()]);
+        for cut in 0..=stream.len() {
+            let (a, b) = stream.split_at(cut);
+            assert_eq!(events(&[a, b]), whole, "split at {cut}");
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(events(&bytes), whole);
     }
 }
