@@ -78,6 +78,18 @@ impl ProvidedAttributes {
     pub fn get(&self, provider: &str) -> Option<&ProviderResult> {
         self.by_provider.get(provider)
     }
+
+    /// Whether no provider ran.
+    pub fn is_empty(&self) -> bool {
+        self.by_provider.is_empty()
+    }
+
+    /// Whether some provider failed.
+    pub fn any_unavailable(&self) -> bool {
+        self.by_provider
+            .values()
+            .any(|r| matches!(r, ProviderResult::Unavailable(_)))
+    }
 }
 
 /// A synchronous source of attributes for a principal (e.g. a static table already in memory).
