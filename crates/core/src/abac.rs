@@ -744,6 +744,33 @@ mod tests {
     const U: Outcomes = Outcomes::UNKNOWN;
 
     #[test]
+    fn policies_name_the_providers_they_read() {
+        let p = Policy::new(
+            "p",
+            None,
+            Effect::Allow,
+            &["tools:deploy"],
+            &["execute"],
+            vec![
+                leaf("team.deployer", "equals", Some(json!(true))),
+                Condition::Not(Box::new(Condition::Any(vec![
+                    leaf("subject.dept", "exists", None),
+                    leaf("hr.level", "greater_than", Some(json!(2))),
+                ]))),
+            ],
+        )
+        .unwrap();
+        let paths: Vec<&str> = p.attribute_paths().iter().map(|a| a.as_str()).collect();
+        assert_eq!(paths, ["team.deployer", "subject.dept", "hr.level"]);
+        let providers: Vec<&str> = p
+            .attribute_paths()
+            .into_iter()
+            .filter_map(AttributePath::provider)
+            .collect();
+        assert_eq!(providers, ["team", "hr"]);
+    }
+
+    #[test]
     fn every_operator() {
         let a = attrs(&[
             ("subject.dept", json!("eng")),

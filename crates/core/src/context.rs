@@ -225,6 +225,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn provided_attributes_know_whether_any_failed() {
+        let mut a = ProvidedAttributes::new();
+        assert!(a.is_empty() && !a.any_unavailable());
+        a.insert_available("team", Value::Null);
+        assert!(!a.is_empty() && !a.any_unavailable());
+        a.insert_unavailable("hr", "down");
+        assert!(a.any_unavailable());
+    }
+
+    #[test]
     fn weekday_and_hour_from_unix_time() {
         // 2026-11-26T03:56:00Z is a Thursday.
         let env = Environment {
