@@ -68,6 +68,31 @@ pub struct AuditEvent {
     /// List results: items hidden.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden: Option<usize>,
+    /// Attributes that were unknown while deciding, and why (DESIGN.md section 6).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<UnknownAttribute>,
+}
+
+/// An attribute a decision could not read: its path, why, and the policy that read it. Never its
+/// value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UnknownAttribute {
+    /// The path, e.g. `hr.level`.
+    pub attribute: String,
+    /// Why it was unknown, e.g. `provider failed: answered HTTP 503`.
+    pub reason: String,
+    /// The policy whose condition read it.
+    pub policy: String,
+}
+
+impl From<&mcp_guard_core::UnknownAttribute> for UnknownAttribute {
+    fn from(u: &mcp_guard_core::UnknownAttribute) -> Self {
+        UnknownAttribute {
+            attribute: u.path.clone(),
+            reason: u.reason.to_string(),
+            policy: u.policy.clone(),
+        }
+    }
 }
 
 /// Where audit events go.

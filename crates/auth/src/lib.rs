@@ -1,5 +1,5 @@
 //! Authentication for mcp-guard: verifying and issuing JWTs, refresh rotation, revocation, the
-//! state store and the audit sink.
+//! state store, the audit sink and the attribute providers ABAC reads.
 //!
 //! Guarantees:
 //! - A credential that is present but invalid fails with a typed reason; it never falls through
@@ -9,7 +9,10 @@
 //!   headers are refused, never fetched or trusted.
 //! - Tokens, secrets and keys have no `Debug` or `Display` that shows them; logs carry a
 //!   [`Fingerprint`] (a short hash) instead.
+//! - An attribute provider that fails makes its attributes unknown, never empty: it can only take
+//!   access away.
 
+pub mod attributes;
 pub mod audit;
 pub mod clients;
 pub mod endpoints;

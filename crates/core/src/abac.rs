@@ -115,6 +115,15 @@ impl AttributePath {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// The attribute provider it reads, when its root is not `subject`, `resource`, `action` or
+    /// `environment`.
+    pub fn provider(&self) -> Option<&str> {
+        match &self.root {
+            Root::Provider(name) => Some(name),
+            _ => None,
+        }
+    }
 }
 
 /// A comparison operator with its operand, checked at load.
@@ -375,6 +384,13 @@ impl Policy {
         })
     }
 
+    /// Every attribute path its conditions read, in order.
+    pub fn attribute_paths(&self) -> Vec<&AttributePath> {
+        let mut out = Vec::new();
+        self.conditions.collect_paths(&mut out);
+        out
+    }
+
     /// The group names its resources refer to, with their domain key.
     pub fn group_refs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.resources.iter().filter_map(|(d, t)| match t {
@@ -532,6 +548,18 @@ pub(crate) fn walk<'a>(mut v: &'a Value, rest: &[Box<str>]) -> Option<&'a Value>
 }
 
 impl Condition {
+    fn collect_paths<'a>(&'a self, out: &mut Vec<&'a AttributePath>) {
+        match self {
+            Condition::Compare { path, .. } => out.push(path),
+            Condition::All(items) | Condition::Any(items) => {
+                for c in items {
+                    c.collect_paths(out);
+                }
+            }
+            Condition::Not(c) => c.collect_paths(out),
+        }
+    }
+
     /// Evaluates the condition; unknown leaves are recorded in `unknown` when it is given.
     pub(crate) fn eval(
         &self,
@@ -714,6 +742,33 @@ mod tests {
     const T: Outcomes = Outcomes::TRUE;
     const F: Outcomes = Outcomes::FALSE;
     const U: Outcomes = Outcomes::UNKNOWN;
+
+    #[test]
+    fn policies_name_the_providers_they_read() {
+        let p = Policy::new(
+            "p",
+            None,
+            Effect::Allow,
+            &["tools:deploy"],
+            &["execute"],
+            vec![
+                leaf("team.deployer", "equals", Some(json!(true))),
+                Condition::Not(Box::new(Condition::Any(vec![
+                    leaf("subject.dept", "exists", None),
+                    leaf("hr.level", "greater_than", Some(json!(2))),
+                ]))),
+            ],
+        )
+        .unwrap();
+        let paths: Vec<&str> = p.attribute_paths().iter().map(|a| a.as_str()).collect();
+        assert_eq!(paths, ["team.deployer", "subject.dept", "hr.level"]);
+        let providers: Vec<&str> = p
+            .attribute_paths()
+            .into_iter()
+            .filter_map(AttributePath::provider)
+            .collect();
+        assert_eq!(providers, ["team", "hr"]);
+    }
 
     #[test]
     fn every_operator() {

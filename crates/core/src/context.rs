@@ -78,6 +78,18 @@ impl ProvidedAttributes {
     pub fn get(&self, provider: &str) -> Option<&ProviderResult> {
         self.by_provider.get(provider)
     }
+
+    /// Whether no provider ran.
+    pub fn is_empty(&self) -> bool {
+        self.by_provider.is_empty()
+    }
+
+    /// Whether some provider failed.
+    pub fn any_unavailable(&self) -> bool {
+        self.by_provider
+            .values()
+            .any(|r| matches!(r, ProviderResult::Unavailable(_)))
+    }
 }
 
 /// A synchronous source of attributes for a principal (e.g. a static table already in memory).
@@ -211,6 +223,16 @@ impl<'a> Context<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provided_attributes_know_whether_any_failed() {
+        let mut a = ProvidedAttributes::new();
+        assert!(a.is_empty() && !a.any_unavailable());
+        a.insert_available("team", Value::Null);
+        assert!(!a.is_empty() && !a.any_unavailable());
+        a.insert_unavailable("hr", "down");
+        assert!(a.any_unavailable());
+    }
 
     #[test]
     fn weekday_and_hour_from_unix_time() {

@@ -4,8 +4,11 @@
 //! permission patterns, role names and the like, which are not secret; secrets (later: signing
 //! keys, client secrets) are read from files or the environment, never from this file.
 
+mod attributes;
 mod raw;
 mod serving;
+
+pub use attributes::AttributeSettings;
 
 pub use serving::{
     HttpUpstream, SELF_COMMAND, ServerSettings, SessionSettings, StdioUpstream, TlsFiles, Upstream,
@@ -153,6 +156,8 @@ pub struct Config {
     pub clients: Vec<mcp_guard_auth::clients::Client>,
     /// Trusted external JWT issuers (`[[issuers]]`).
     pub issuers: Vec<ExternalIssuer>,
+    /// The attribute providers the policies read (`[attributes.*]`).
+    pub attributes: AttributeSettings,
     /// Warnings that do not stop a start (e.g. policies present in `rbac` mode).
     pub warnings: Vec<String>,
 }
@@ -526,9 +531,20 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
             ))
         }
     };
+    // What the policies read from attribute providers, so only those providers run.
+    let mut reads: Vec<attributes::Read> = Vec::new();
+    let mut note_reads = |p: &Policy| {
+        for path in p.attribute_paths() {
+            if let Some(root) = path.provider() {
+                reads.push((root.to_owned(), p.id.clone(), path.as_str().to_owned()));
+            }
+        }
+    };
     for p in &raw.policies {
         unique(src, p, format!("policies[{policy_count}].id"))?;
-        builder = builder.policy(policy(src, p, "policies", policy_count, &groups)?);
+        let compiled = policy(src, p, "policies", policy_count, &groups)?;
+        note_reads(&compiled);
+        builder = builder.policy(compiled);
         policy_count += 1;
     }
     for file in &auth.policy_files {
@@ -550,9 +566,15 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         let pf: RawPolicyFile = toml::from_str(&text).map_err(|e| psrc.toml_error(&e))?;
         for (i, p) in pf.policies.iter().enumerate() {
             unique(&psrc, p, format!("policies[{i}].id"))?;
-            builder = builder.policy(policy(&psrc, p, "policies", i, &groups)?);
+            let compiled = policy(&psrc, p, "policies", i, &groups)?;
+            note_reads(&compiled);
+            builder = builder.policy(compiled);
             policy_count += 1;
         }
+    }
+    if mode == Mode::Rbac {
+        // Policies are not used, so neither is anything they read.
+        reads.clear();
     }
     if mode == Mode::Rbac && policy_count > 0 {
         warnings.push(format!(
@@ -723,6 +745,15 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         _ => None,
     }));
     let upstream = serving::upstream(src, raw.upstream.as_ref(), &relative, &gateway_secrets)?;
+    let attributes = attributes::settings(
+        src,
+        &raw.attributes,
+        auth.attribute_timeout.as_ref(),
+        &relative,
+        &reads,
+        &gateway_secrets,
+        &mut warnings,
+    )?;
     let metrics_bind = match raw.metrics.as_ref().and_then(|m| m.bind.as_ref()) {
         None => None,
         Some(b) => Some(b.get_ref().parse().map_err(|_| {
@@ -751,6 +782,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         audit,
         clients,
         issuers,
+        attributes,
         warnings,
     })
 }

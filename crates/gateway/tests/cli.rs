@@ -374,6 +374,26 @@ fn policy_test_file_errors_exit_2() {
 fn invalid_configs_are_located() {
     let expected: &[(&str, &str, &str)] = &[
         (
+            "attributes-bad-timeout.toml",
+            "4:11",
+            "invalid duration `half a second` (key `attributes.hr.timeout`)",
+        ),
+        (
+            "attributes-unknown-kind.toml",
+            "2:8",
+            "unknown attribute provider kind `ldap` (key `attributes.team.kind`)",
+        ),
+        (
+            "attributes-userinfo.toml",
+            "2:8",
+            "the `userinfo` attribute provider is not available yet",
+        ),
+        (
+            "attributes-wrong-option.toml",
+            "4:7",
+            "`url` does not apply to a `static` provider (key `attributes.team.url`)",
+        ),
+        (
             "bad-duration.toml",
             "2:11",
             "invalid duration `30 minutes` (key `session.timeout`)",
@@ -442,7 +462,11 @@ fn invalid_configs_are_located() {
 
 #[test]
 fn valid_configs_pass_config_check() {
-    for path in ["mcp-guard.toml", "examples/abac.toml"] {
+    for path in [
+        "mcp-guard.toml",
+        "examples/abac.toml",
+        "examples/attributes.toml",
+    ] {
         let o = run(&["config", "check", "--config", path]);
         assert_eq!(code(&o), 0, "{path}: {}", stderr(&o));
         assert!(stdout(&o).contains(": ok (mode"), "{}", stdout(&o));

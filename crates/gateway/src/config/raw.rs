@@ -30,6 +30,8 @@ pub(super) struct RawConfig {
     pub clients: Vec<RawClient>,
     #[serde(default)]
     pub issuers: Vec<RawIssuer>,
+    #[serde(default)]
+    pub attributes: IndexMap<String, Spanned<super::attributes::RawProvider>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +130,7 @@ pub(super) struct RawAuthorization {
     pub deny_mode: Option<Spanned<String>>,
     #[serde(default)]
     pub policy_files: Vec<Spanned<String>>,
+    pub attribute_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,6 +23,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::attributes::{self, RequestAttributes};
 use super::front::{Caller, anonymous, authenticate, client_ip, json_rpc_error};
 use super::link::{Link, LinkError};
 use super::metrics;
@@ -50,6 +51,8 @@ struct Exchange {
     modern: bool,
     /// Its checked routing headers, passed on to an HTTP upstream.
     routing: HeaderMap,
+    /// Attribute provider results, gathered when a message first needs them.
+    attributes: RequestAttributes,
 }
 
 impl Exchange {
@@ -135,6 +138,7 @@ pub async fn post(
         wants_sse: accept.contains("text/event-stream"),
         modern,
         routing: routing_headers,
+        attributes: RequestAttributes::default(),
     };
     let allow_batch = !modern
         && session
@@ -321,7 +325,12 @@ async fn authorize(
     bytes: Bytes,
 ) -> (Decision, Option<Permitted<(Message, Bytes)>>) {
     let environment = x.environment();
-    let attributes = ProvidedAttributes::new();
+    let gathered = x
+        .attributes
+        .for_operation(&x.rules, x.caller.subject.principal(), &message.operation)
+        .await;
+    let empty = ProvidedAttributes::new();
+    let attributes = gathered.unwrap_or(&empty);
     let catalog: Option<Arc<ToolCatalog>> = match &message.operation {
         Operation::CallTool { .. } if x.rules.authorizer.needs_tool_catalog() => {
             session.tools(gw.config.server.request_timeout).await
@@ -343,15 +352,19 @@ async fn authorize(
             _ => None,
         },
     };
-    let mut ctx = Context::new(&environment, &attributes).with_session(facts);
+    let mut ctx = Context::new(&environment, attributes).with_session(facts);
     if let Some(c) = &catalog {
         ctx = ctx.with_tools(c);
     }
     let audit = decision_event(x, session, &message);
-    let (decision, permitted) =
+    let explain_later = attributes::keep_for_audit(gathered, &message.operation);
+    let (mut decision, permitted) =
         x.rules
             .authorizer
             .permit_with(&x.caller.subject, message, bytes, &ctx);
+    if let Some(op) = &explain_later {
+        attributes::note_unknown(&x.rules, &x.caller.subject, op, &ctx, &mut decision);
+    }
     if !matches!(decision.reason, mcp_guard_core::Reason::ListFiltered) {
         gw.record_decision(audit, &decision);
     }
@@ -668,8 +681,8 @@ fn finish_reply(
         session.learn_tools(result, !has_cursor(request));
     }
     let environment = x.environment();
-    let attributes = ProvidedAttributes::new();
-    let ctx = Context::new(&environment, &attributes);
+    let empty = ProvidedAttributes::new();
+    let ctx = Context::new(&environment, x.attributes.gathered().unwrap_or(&empty));
     let counts = x
         .rules
         .authorizer

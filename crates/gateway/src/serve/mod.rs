@@ -2,6 +2,7 @@
 //! plain or TLS; a stdio child per session behind; every request authenticated, every message
 //! authorized, every list filtered, every decision audited.
 
+mod attributes;
 mod front;
 mod link;
 mod mcp;
@@ -79,6 +80,8 @@ pub struct Rules {
     pub challenge_scope: String,
     /// The Protected Resource Metadata document.
     pub resource_metadata: Value,
+    /// The attribute providers the policies read, with their caches.
+    pub attributes: crate::config::AttributeSettings,
 }
 
 impl Rules {
@@ -103,6 +106,7 @@ impl Rules {
                 "bearer_methods_supported": ["header"],
                 "resource_name": "mcp-guard",
             }),
+            attributes: config.attributes.clone(),
         }
     }
 }
@@ -398,6 +402,7 @@ impl Gateway {
         e.permission = d.permission.as_ref().map(ToString::to_string);
         e.reason = Some(d.explain());
         e.reason_kind = Some(d.reason.kind());
+        e.unknown = d.unknown.iter().map(Into::into).collect();
         self.audit.record(&e);
     }
 }
