@@ -8,9 +8,13 @@ mod raw;
 mod serving;
 
 pub use serving::{
-    HttpUpstream, SELF_COMMAND, ServerSettings, SessionSettings, StdioUpstream, TlsFiles, Upstream,
-    demo_upstream, host_of, resolve_command, strip_port,
+    HttpUpstream, LOCAL_ISSUER, LocalIdentity, SELF_COMMAND, ServerSettings, SessionSettings,
+    StdioSettings, StdioUpstream, TlsFiles, Upstream, demo_upstream, host_of, resolve_command,
+    strip_port,
 };
+
+/// The environment variable holding the stdio front's token; never passed to a child.
+pub const TOKEN_ENV: &str = "MCP_GUARD_TOKEN";
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -143,6 +147,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// The MCP server behind the gateway.
     pub upstream: Upstream,
+    /// `mcp-guard stdio`: the local identity and the child's environment.
+    pub stdio: StdioSettings,
     /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` turns them off.
     pub metrics_bind: Option<std::net::SocketAddr>,
     /// The state store file; `None` keeps state in memory (lost at exit).
@@ -717,12 +723,19 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
     }
 
     let session = serving::session(src, raw.session.as_ref())?;
-    let mut gateway_secrets = vec![token.secret_env.as_str()];
+    let mut gateway_secrets = vec![token.secret_env.as_str(), TOKEN_ENV];
     gateway_secrets.extend(issuers.iter().filter_map(|x| match &x.keys {
         IssuerKeys::SecretEnv(v) => Some(v.as_str()),
         _ => None,
     }));
     let upstream = serving::upstream(src, raw.upstream.as_ref(), &relative, &gateway_secrets)?;
+    let stdio = serving::stdio(
+        src,
+        raw.stdio.as_ref(),
+        &relative,
+        &gateway_secrets,
+        &known_role,
+    )?;
     let metrics_bind = match raw.metrics.as_ref().and_then(|m| m.bind.as_ref()) {
         None => None,
         Some(b) => Some(b.get_ref().parse().map_err(|_| {
@@ -746,6 +759,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         session,
         server,
         upstream,
+        stdio,
         metrics_bind,
         store_path,
         audit,

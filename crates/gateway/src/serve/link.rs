@@ -350,7 +350,10 @@ impl Drop for Link {
 
 /// Reads one line (without its `\n`) into `buf`; `false` at end of input. Bounded by
 /// [`MAX_LINE_BYTES`].
-async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
     buf.clear();
     loop {
         let chunk = r.fill_buf().await?;
