@@ -354,9 +354,14 @@ fn child_env(
     {
         if gateway_secrets.contains(&name) {
             let span = spanned.map_or(fallback.clone(), Spanned::span);
+            let field = if spanned.is_some() {
+                "inherit_env"
+            } else {
+                "env_from"
+            };
             let mut e = src.error(
                 span,
-                key,
+                format!("{key}.{field}"),
                 format!("`{name}` holds one of the gateway's own secrets"),
             );
             e.help =
