@@ -2,9 +2,11 @@
 // the guard, which starts the real server) and prints one JSON report.
 // Usage: node sdk-stdio-client.mjs GUARD CONFIG -- SERVER_CMD ARGS...
 // Env: MCP_GUARD_TOKEN (handed to the guard only), ALLOWED_TOOL (with ALLOWED_ARGS as JSON) a tool
-// the principal may call, FORBIDDEN_TOOL one it must not.
+// the principal may call, FORBIDDEN_TOOL one it must not, and SAMPLING=1 to also call
+// `trigger-sampling-request`, whose server-to-client sampling request this client answers.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const [guard, config, sep, ...server] = process.argv.slice(2);
 if (sep !== '--' || server.length === 0) {
@@ -22,7 +24,15 @@ const transport = new StdioClientTransport({
 let stderr = '';
 transport.stderr.on('data', (d) => { stderr += d; });
 const report = {};
-const client = new Client({ name: 'mcp-guard-stdio-test', version: '1.0.0' });
+const client = new Client(
+  { name: 'mcp-guard-stdio-test', version: '1.0.0' },
+  { capabilities: { sampling: {} } },
+);
+report.sampling_requests = 0;
+client.setRequestHandler(CreateMessageRequestSchema, async () => {
+  report.sampling_requests += 1;
+  return { model: 'stub', role: 'assistant', content: { type: 'text', text: 'sampled-by-the-client' } };
+});
 await client.connect(transport);
 report.guard_pid = transport.pid;
 const { tools } = await client.listTools();
@@ -37,6 +47,10 @@ try {
   report.forbidden = { refused: false };
 } catch (e) {
   report.forbidden = { refused: true, code: e.code ?? null, message: String(e.message) };
+}
+if (process.env.SAMPLING === '1') {
+  const r = await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'hi' } });
+  report.sampling = r.content?.[0]?.text ?? null;
 }
 await client.close();
 report.stderr = stderr;

@@ -452,7 +452,11 @@ fn invalid_configs_are_located() {
 
 #[test]
 fn valid_configs_pass_config_check() {
-    for path in ["mcp-guard.toml", "examples/abac.toml", "examples/stdio.toml"] {
+    for path in [
+        "mcp-guard.toml",
+        "examples/abac.toml",
+        "examples/stdio.toml",
+    ] {
         let o = run(&["config", "check", "--config", path]);
         assert_eq!(code(&o), 0, "{path}: {}", stderr(&o));
         assert!(stdout(&o).contains(": ok (mode"), "{}", stdout(&o));

@@ -5,7 +5,7 @@
 //! The SDK test needs `node` and `interop/node_modules` (`.ci/run` installs them with `npm ci`);
 //! without them it fails, unless `MCP_GUARD_SKIP_INTEROP=1` says to skip on purpose.
 
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 mod support;
 
@@ -120,7 +120,7 @@ struct Finished {
 /// Runs the guard with `input` on its stdin (then closed) and waits for it to exit.
 fn run_lines(s: &Setup, token: Option<&str>, server: &[String], input: &[u8]) -> Finished {
     let mut child = s.command(token, server).spawn().unwrap();
-    let mut stdin = child.child_stdin();
+    let mut stdin = child.stdin.take().unwrap();
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let mut guard = ChildGuard::new(child);
@@ -142,16 +142,6 @@ fn run_lines(s: &Setup, token: Option<&str>, server: &[String], input: &[u8]) ->
         code,
         stdout: out.join().unwrap(),
         stderr: err.join().unwrap(),
-    }
-}
-
-trait TakeStdin {
-    fn child_stdin(&mut self) -> std::process::ChildStdin;
-}
-
-impl TakeStdin for std::process::Child {
-    fn child_stdin(&mut self) -> std::process::ChildStdin {
-        self.stdin.take().unwrap()
     }
 }
 
@@ -182,7 +172,7 @@ fn messages(stdout: &str) -> Vec<Value> {
 }
 
 #[track_caller]
-fn reply<'a>(messages: &'a [Value], id: Value) -> &'a Value {
+fn reply(messages: &[Value], id: Value) -> &Value {
     messages
         .iter()
         .find(|m| m["id"] == id)
@@ -411,7 +401,7 @@ fn an_expiring_token_ends_access() {
     let token = s.token("alice", "3s");
     let issued = Instant::now();
     let mut child = s.command(Some(&token), &s.teed_demo()).spawn().unwrap();
-    let mut stdin = child.child_stdin();
+    let mut stdin = child.stdin.take().unwrap();
     let out = Lines::spawn(child.stdout.take().unwrap(), None);
     let err = Lines::spawn(child.stderr.take().unwrap(), Some("guard: "));
     let mut guard = ChildGuard::new(child);
@@ -483,7 +473,7 @@ fn the_guard_exits_when_the_child_does() {
         .spawn()
         .unwrap();
     // Standard input stays open: only the child's exit can end the guard.
-    let _stdin = child.child_stdin();
+    let _stdin = child.stdin.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let mut guard = ChildGuard::new(child);
     assert_eq!(wait(&mut guard, Duration::from_secs(10)), Some(3));
@@ -545,7 +535,14 @@ fn interop_dir() -> Option<PathBuf> {
 }
 
 /// Runs `interop/sdk-stdio-client.mjs`: the SDK starts the guard, which starts server-everything.
-fn sdk_client(js: &Path, s: &Setup, token: &str, allowed: (&str, &str), forbidden: &str) -> Value {
+fn sdk_client(
+    js: &Path,
+    s: &Setup,
+    token: &str,
+    allowed: (&str, &str),
+    forbidden: &str,
+    sampling: bool,
+) -> Value {
     let server = js.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
     let o = Command::new("node")
         .arg("sdk-stdio-client.mjs")
@@ -560,6 +557,7 @@ fn sdk_client(js: &Path, s: &Setup, token: &str, allowed: (&str, &str), forbidde
         .env("ALLOWED_TOOL", allowed.0)
         .env("ALLOWED_ARGS", allowed.1)
         .env("FORBIDDEN_TOOL", forbidden)
+        .env("SAMPLING", if sampling { "1" } else { "0" })
         .output()
         .unwrap();
     assert!(
@@ -592,8 +590,16 @@ fn typescript_sdk_stdio_client_through_the_guard() {
         &alice,
         ("echo", r#"{"message":"over stdio"}"#),
         "toggle-simulated-logging",
+        false,
     );
-    let r = sdk_client(&js, &s, &root, ("get-env", "{}"), "no-such-tool-for-root");
+    let r = sdk_client(
+        &js,
+        &s,
+        &root,
+        ("get-env", "{}"),
+        "no-such-tool-for-root",
+        true,
+    );
 
     let names = |v: &Value| -> Vec<String> {
         v["tools"]
@@ -634,6 +640,16 @@ fn typescript_sdk_stdio_client_through_the_guard() {
     assert!(
         !env.contains("MCP_GUARD_TOKEN") && !env.contains(&root),
         "the child saw the guard's token: {env}"
+    );
+
+    // The server's sampling request reached the client, and the client's answer the server.
+    assert_eq!(r["sampling_requests"], 1, "{r}");
+    assert!(
+        r["sampling"]
+            .as_str()
+            .unwrap()
+            .contains("sampled-by-the-client"),
+        "{r}"
     );
 
     // No process remains: neither guard nor server.

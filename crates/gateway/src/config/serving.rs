@@ -429,12 +429,15 @@ pub struct LocalIdentity {
 /// The issuer of the configured local identity: not a URL, so no token's `iss` can equal it.
 pub const LOCAL_ISSUER: &str = "urn:mcp-guard:local";
 
+/// Checks that a role named at a key is defined.
+pub(super) type RoleCheck<'a> = dyn Fn(&Spanned<String>, &str) -> Result<(), ConfigError> + 'a;
+
 pub(super) fn stdio(
     src: &Source<'_>,
     raw: Option<&RawStdio>,
     relative: &dyn Fn(&str) -> PathBuf,
     gateway_secrets: &[&str],
-    known_role: &dyn Fn(&Spanned<String>, &str) -> Result<(), ConfigError>,
+    known_role: &RoleCheck<'_>,
 ) -> Result<StdioSettings, ConfigError> {
     let Some(raw) = raw else {
         return Ok(StdioSettings::default());

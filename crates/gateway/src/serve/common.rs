@@ -107,9 +107,8 @@ pub fn has_cursor(bytes: &[u8]) -> bool {
 
 /// The id of a task the upstream reports as created (`result.task.taskId`), if any.
 pub fn created_task(line: &[u8]) -> Option<String> {
-    if memchr::memmem::find(line, b"\"taskId\"").is_none() {
-        return None;
-    }
+    // Most replies hold no task: skip the parse for them.
+    memchr::memmem::find(line, b"\"taskId\"")?;
     let reply: Value = serde_json::from_slice(line).ok()?;
     reply
         .pointer("/result/task/taskId")
