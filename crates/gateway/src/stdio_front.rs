@@ -290,8 +290,9 @@ async fn serve(
             _ = int.recv() => break End::Signal,
         }
     };
-    if matches!(end, End::ClientClosed) {
-        // Answers to requests already sent still reach the client, within the grace period.
+    if !matches!(end, End::Signal) {
+        // Answers to requests already sent still reach the client, within the grace period (when
+        // the child is gone they are -31502 errors, at once).
         let drain = async { while pending.join_next().await.is_some() {} };
         tokio::select! {
             () = drain => {}
@@ -685,4 +686,20 @@ fn upstream_failed(id: &RequestId) -> Bytes {
         "Upstream failed: the MCP server is not available",
     )
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn skip_line_drops_the_rest_of_a_line_only() {
+        let data: &[u8] = b"rest of a long line\n{\"next\":1}\n";
+        let mut r = tokio::io::BufReader::with_capacity(4, data);
+        skip_line(&mut r).await.unwrap();
+        let mut line = Vec::new();
+        assert!(read_line(&mut r, &mut line).await.unwrap());
+        assert_eq!(line, b"{\"next\":1}");
+        assert!(skip_line(&mut r).await.is_err(), "end of input");
+    }
 }

@@ -468,8 +468,11 @@ fn wait_for(guard: &mut ChildGuard) -> Option<i32> {
 #[test]
 fn the_guard_exits_when_the_child_does() {
     let s = setup("[stdio]\nidentity = { subject = \"dev\", roles = [\"user\"] }");
+    // The server leaves a process behind in its group: that one must go too.
+    let pid_file = s.path("left-behind.pid");
+    let server = format!("sleep 300 & echo $! > '{}'; exit 0", pid_file.display());
     let mut child = s
-        .command(None, &["sh".into(), "-c".into(), "exit 0".into()])
+        .command(None, &["sh".into(), "-c".into(), server])
         .spawn()
         .unwrap();
     // Standard input stays open: only the child's exit can end the guard.
@@ -480,6 +483,12 @@ fn the_guard_exits_when_the_child_does() {
     let mut text = String::new();
     err.read_to_string(&mut text).unwrap();
     assert!(text.contains("the MCP server exited"), "{text}");
+    let left: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_gone(left);
 }
 
 #[test]

@@ -181,6 +181,8 @@ impl Link {
             tokio::select! {
                 status = child.wait() => {
                     tracing::info!(pid, ?status, "upstream process exited");
+                    // What it started in its group (a server behind `sh -c` or `npx`) goes too.
+                    kill_group(pid);
                 }
                 _ = kill_rx => {
                     kill_group(pid);
