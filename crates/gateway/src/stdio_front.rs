@@ -240,6 +240,16 @@ async fn serve(
     grace: Duration,
 ) -> Result<(), StdioError> {
     use tokio::signal::unix::{SignalKind, signal};
+    // Watched before the child starts, so no signal can end the guard and leave the child.
+    let signals = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    );
+    let (Ok(mut term), Ok(mut int)) = signals else {
+        return Err(StdioError::Runtime(
+            "cannot watch SIGTERM and SIGINT".into(),
+        ));
+    };
     let writer = tokio::spawn(write_lines(out_rx));
     let children = Arc::new(AtomicUsize::new(0));
     let program = spec.command.clone();
@@ -264,16 +274,6 @@ async fn serve(
     let mut input = spawn_reader();
     let mut pending: JoinSet<()> = JoinSet::new();
     let mut check = tokio::time::interval(Duration::from_millis(100));
-    let signals = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    let (Ok(mut term), Ok(mut int)) = signals else {
-        link.kill();
-        return Err(StdioError::Runtime(
-            "cannot watch SIGTERM and SIGINT".into(),
-        ));
-    };
     let end = loop {
         tokio::select! {
             line = input.recv() => match line {

@@ -458,6 +458,43 @@ fn an_expiring_token_ends_access() {
     let f = run_lines(&s, Some(&token), &s.teed_demo(), INIT.as_bytes());
     assert_eq!(f.code, Some(1), "{}", f.stderr);
     assert!(f.stderr.contains("expired"), "{}", f.stderr);
+    assert!(!f.stderr.contains(&token), "the token was logged");
+    let audit_text = std::fs::read_to_string(s.path("audit.jsonl")).unwrap();
+    assert!(
+        !audit_text.contains(&token),
+        "the token reached the audit log"
+    );
+}
+
+/// SIGTERM: the guard kills its child and exits 0.
+#[test]
+fn sigterm_stops_the_guard_and_its_child() {
+    let s = setup("[stdio]\nidentity = { subject = \"dev\", roles = [\"user\"] }");
+    let mut child = s.command(None, &s.teed_demo()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let out = Lines::spawn(child.stdout.take().unwrap(), None);
+    let err = Lines::spawn(child.stderr.take().unwrap(), None);
+    let guard_pid = child.id();
+    let mut guard = ChildGuard::new(child);
+    let server = err
+        .find(Duration::from_secs(20), |l| {
+            l.contains("upstream process started").then(|| child_pid(l))
+        })
+        .expect("the child started");
+    stdin.write_all(INIT.as_bytes()).unwrap();
+    stdin.write_all(b"\n").unwrap();
+    stdin.flush().unwrap();
+    out.find(Duration::from_secs(20), |l| {
+        l.contains(r#""id":1"#).then_some(())
+    })
+    .expect("initialize answered");
+    let killed = Command::new("kill")
+        .args(["-TERM", &guard_pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(wait(&mut guard, Duration::from_secs(10)), Some(0));
+    assert_gone(server);
 }
 
 fn wait_for(guard: &mut ChildGuard) -> Option<i32> {
@@ -662,8 +699,9 @@ fn typescript_sdk_stdio_client_through_the_guard() {
     );
 
     // No process remains: neither guard nor server.
-    for report in [&a, &r] {
+    for (report, token) in [(&a, &alice), (&r, &root)] {
         let stderr = report["stderr"].as_str().unwrap();
+        assert!(!stderr.contains(token.as_str()), "the token was logged");
         assert_gone(child_pid(stderr));
         assert_gone(u32::try_from(report["guard_pid"].as_u64().unwrap()).unwrap());
     }
