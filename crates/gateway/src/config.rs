@@ -11,9 +11,13 @@ mod serving;
 pub use attributes::AttributeSettings;
 
 pub use serving::{
-    HttpUpstream, SELF_COMMAND, ServerSettings, SessionSettings, StdioUpstream, TlsFiles, Upstream,
-    demo_upstream, host_of, resolve_command, strip_port,
+    HttpUpstream, LOCAL_ISSUER, LocalIdentity, SELF_COMMAND, ServerSettings, SessionSettings,
+    StdioSettings, StdioUpstream, TlsFiles, Upstream, demo_upstream, host_of, resolve_command,
+    strip_port,
 };
+
+/// The environment variable holding the stdio front's token; never passed to a child.
+pub const TOKEN_ENV: &str = "MCP_GUARD_TOKEN";
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -146,6 +150,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// The MCP server behind the gateway.
     pub upstream: Upstream,
+    /// `mcp-guard stdio`: the local identity and the child's environment.
+    pub stdio: StdioSettings,
     /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` turns them off.
     pub metrics_bind: Option<std::net::SocketAddr>,
     /// The state store file; `None` keeps state in memory (lost at exit).
@@ -739,7 +745,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
     }
 
     let session = serving::session(src, raw.session.as_ref())?;
-    let mut gateway_secrets = vec![token.secret_env.as_str()];
+    let mut gateway_secrets = vec![token.secret_env.as_str(), TOKEN_ENV];
     gateway_secrets.extend(issuers.iter().filter_map(|x| match &x.keys {
         IssuerKeys::SecretEnv(v) => Some(v.as_str()),
         _ => None,
@@ -753,6 +759,13 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         &reads,
         &gateway_secrets,
         &mut warnings,
+    )?;
+    let stdio = serving::stdio(
+        src,
+        raw.stdio.as_ref(),
+        &relative,
+        &gateway_secrets,
+        &known_role,
     )?;
     let metrics_bind = match raw.metrics.as_ref().and_then(|m| m.bind.as_ref()) {
         None => None,
@@ -777,6 +790,7 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         session,
         server,
         upstream,
+        stdio,
         metrics_bind,
         store_path,
         audit,

@@ -8,4 +8,5 @@
 pub mod cli;
 pub mod config;
 pub mod serve;
+pub mod stdio_front;
 pub mod tokens;

@@ -424,6 +424,16 @@ fn invalid_configs_are_located() {
             "6:15",
             "a condition is exactly one of",
         ),
+        (
+            "stdio-secret.toml",
+            "3:24",
+            "`MCP_GUARD_TOKEN` holds one of the gateway's own secrets (key `stdio.inherit_env`)",
+        ),
+        (
+            "stdio-unknown-role.toml",
+            "2:47",
+            "unknown role `ghost` (key `stdio.identity.roles[1]`)",
+        ),
         ("syntax.toml", "2:13", "(key `authorization.mode`)"),
         (
             "unknown-default-role.toml",
@@ -466,6 +476,7 @@ fn valid_configs_pass_config_check() {
         "mcp-guard.toml",
         "examples/abac.toml",
         "examples/attributes.toml",
+        "examples/stdio.toml",
     ] {
         let o = run(&["config", "check", "--config", path]);
         assert_eq!(code(&o), 0, "{path}: {}", stderr(&o));

@@ -12,6 +12,7 @@ mod passthrough;
 mod policy_test;
 mod request;
 mod serve;
+mod stdio;
 mod token;
 
 use std::path::PathBuf;
@@ -68,6 +69,10 @@ pub enum Command {
     /// Run the gateway: authenticated, authorized MCP over streamable HTTP in front of the
     /// configured upstream (the bundled demo server by default).
     Serve(ServeArgs),
+    /// Guard a local MCP server over stdio: the client starts `mcp-guard stdio -- CMD ARGS...`
+    /// instead of the server; every message is authorized, lists are filtered, decisions audited.
+    #[command(after_help = STDIO_HELP)]
+    Stdio(StdioArgs),
     /// Run the bundled demo MCP server (what the default configuration puts behind the gateway).
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -105,6 +110,51 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
+
+/// Arguments of `mcp-guard stdio`.
+#[derive(Debug, Args)]
+pub struct StdioArgs {
+    /// The configuration file (default: ./mcp-guard.toml, else the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log lines (on standard error) as text or as JSON objects. `RUST_LOG` chooses what is
+    /// logged (default `info`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The MCP server to start and guard, after `--`: its program and arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+const STDIO_HELP: &str = "\
+Example:
+  MCP_GUARD_TOKEN=$(mcp-guard token issue --sub alice) \\
+    mcp-guard stdio --config mcp-guard.toml -- node server.js stdio
+
+Standard output carries only MCP messages, one JSON-RPC message per line. Logs go to standard
+error; audit lines to `[audit] path` (a file or `stderr`; `stdout` is refused).
+
+Who is asking:
+  MCP_GUARD_TOKEN   an access token, verified as a bearer token would be (this guard's own
+                    tokens, or a `[[issuers]]` issuer's) at start and again before every
+                    message: once it expires or is revoked, further requests are refused.
+  [stdio] identity  without MCP_GUARD_TOKEN, the configured local identity, e.g.
+                    `identity = { subject = \"me\", roles = [\"user\"] }`.
+  With neither, nothing starts (exit 2). A set but invalid token never falls back to the
+  identity (exit 1).
+
+Environment:
+  MCP_GUARD_TOKEN   as above; never passed to the server.
+  JWT_SECRET        (or `token.secret_env`) the HS256 secret, when `token.algorithm` is HS256;
+                    never passed to the server.
+  RUST_LOG          what is logged, e.g. `debug` (default `info`).
+The server gets only `[stdio]` `inherit_env` (default PATH, HOME, LANG, TZ), `env` and
+`env_from`, and runs in its own process group, which is killed when the client closes its
+input, the guard gets SIGTERM or SIGINT, or the guard stops.
+
+Exit codes: 0 the client closed its input (or SIGTERM/SIGINT), 1 the token in MCP_GUARD_TOKEN is
+not valid, 2 usage or configuration error (also: no principal), 3 runtime failure (the server
+cannot start or exited on its own, the state store is unreachable).";
 
 /// How `serve` writes its logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -377,6 +427,7 @@ pub struct ConfigCheckArgs {
 pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Serve(args) => serve::run(&args),
+        Command::Stdio(args) => stdio::run(&args),
         Command::Demo(cmd) => demo::run(cmd),
         Command::Check(args) => check::run(&args),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(&args),

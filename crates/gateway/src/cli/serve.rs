@@ -38,7 +38,7 @@ pub fn run(args: &ServeArgs) -> Exit {
 }
 
 /// Logs on standard error, as text or JSON; `RUST_LOG` chooses what (default `info`).
-fn init_logging(format: LogFormat) {
+pub(super) fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

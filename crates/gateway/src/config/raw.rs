@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub session: Option<RawSession>,
     pub server: Option<RawServer>,
     pub upstream: Option<RawUpstream>,
+    pub stdio: Option<RawStdio>,
     pub metrics: Option<RawMetrics>,
     pub store: Option<RawStore>,
     pub audit: Option<RawAudit>,
@@ -96,6 +97,26 @@ pub(super) struct RawUpstream {
     pub pool_per_principal: Option<usize>,
     pub url: Option<Spanned<String>>,
     pub bearer_token_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStdio {
+    pub identity: Option<RawIdentity>,
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    #[serde(default)]
+    pub env_from: IndexMap<String, String>,
+    pub inherit_env: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIdentity {
+    pub subject: Spanned<String>,
+    #[serde(default)]
+    pub roles: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

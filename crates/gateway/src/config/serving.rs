@@ -7,7 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use toml::Spanned;
 
-use super::raw::{RawServer, RawSession, RawUpstream};
+use super::raw::{RawServer, RawSession, RawStdio, RawUpstream};
 use super::{ConfigError, Source, duration, origin_of};
 
 /// Where and how the gateway listens (DESIGN.md section 8).
@@ -294,30 +294,14 @@ pub(super) fn upstream(
     };
     match (&raw.command, &raw.url) {
         (Some(c), None) => {
-            let inherit_env = raw.inherit_env.as_ref().map_or_else(default_inherit, |v| {
-                v.iter().map(|s| s.get_ref().clone()).collect()
-            });
-            for (name, spanned) in raw
-                .inherit_env
-                .iter()
-                .flatten()
-                .map(|s| (s.get_ref().as_str(), Some(s)))
-                .chain(raw.env_from.values().map(|v| (v.as_str(), None)))
-            {
-                if gateway_secrets.contains(&name) {
-                    let span = spanned.map_or(c.span(), Spanned::span);
-                    let mut e = src.error(
-                        span,
-                        "upstream",
-                        format!("`{name}` holds one of the gateway's own secrets"),
-                    );
-                    e.help = Some(
-                        "the child never gets the gateway's secrets; give it its own variable"
-                            .into(),
-                    );
-                    return Err(e);
-                }
-            }
+            let inherit_env = child_env(
+                src,
+                "upstream",
+                raw.inherit_env.as_ref(),
+                &raw.env_from,
+                c.span(),
+                gateway_secrets,
+            )?;
             Ok(Upstream::Stdio(Box::new(StdioUpstream {
                 command: c.get_ref().clone(),
                 args: raw.args.clone(),
@@ -350,6 +334,148 @@ pub(super) fn upstream(
         }
         (None, None) => Err(src.error(0..0, "upstream", "give `command` or `url`")),
     }
+}
+
+/// The variables a child inherits (`inherit_env`, default [`default_inherit`]), checked along
+/// with `env_from`: neither may name one of the gateway's own secrets.
+fn child_env(
+    src: &Source<'_>,
+    key: &str,
+    inherit_env: Option<&Vec<Spanned<String>>>,
+    env_from: &IndexMap<String, String>,
+    fallback: std::ops::Range<usize>,
+    gateway_secrets: &[&str],
+) -> Result<Vec<String>, ConfigError> {
+    for (name, spanned) in inherit_env
+        .into_iter()
+        .flatten()
+        .map(|s| (s.get_ref().as_str(), Some(s)))
+        .chain(env_from.values().map(|v| (v.as_str(), None)))
+    {
+        if gateway_secrets.contains(&name) {
+            let span = spanned.map_or(fallback.clone(), Spanned::span);
+            let field = if spanned.is_some() {
+                "inherit_env"
+            } else {
+                "env_from"
+            };
+            let mut e = src.error(
+                span,
+                format!("{key}.{field}"),
+                format!("`{name}` holds one of the gateway's own secrets"),
+            );
+            e.help =
+                Some("the child never gets the gateway's secrets; give it its own variable".into());
+            return Err(e);
+        }
+    }
+    Ok(inherit_env.map_or_else(default_inherit, |v| {
+        v.iter().map(|s| s.get_ref().clone()).collect()
+    }))
+}
+
+/// `[stdio]`: what `mcp-guard stdio` needs besides the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StdioSettings {
+    /// The principal when `MCP_GUARD_TOKEN` is not set; `None`: a token is required.
+    pub identity: Option<LocalIdentity>,
+    /// The child's working directory (default: the guard's).
+    pub cwd: Option<PathBuf>,
+    /// Literal variables for the child.
+    pub env: IndexMap<String, String>,
+    /// Child variables whose values come from the guard's environment (child name -> guard name).
+    pub env_from: IndexMap<String, String>,
+    /// Variables passed through unchanged.
+    pub inherit_env: Vec<String>,
+}
+
+impl Default for StdioSettings {
+    fn default() -> Self {
+        StdioSettings {
+            identity: None,
+            cwd: None,
+            env: IndexMap::new(),
+            env_from: IndexMap::new(),
+            inherit_env: default_inherit(),
+        }
+    }
+}
+
+impl StdioSettings {
+    /// How to start `command` with `args` under these settings.
+    pub fn child(&self, command: &str, args: &[String]) -> StdioUpstream {
+        StdioUpstream {
+            command: command.to_owned(),
+            args: args.to_vec(),
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            env_from: self.env_from.clone(),
+            inherit_env: self.inherit_env.clone(),
+            max_children: 1,
+            pool_per_principal: 1,
+        }
+    }
+}
+
+/// The configured local principal of `mcp-guard stdio` (`[stdio] identity`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalIdentity {
+    /// Its subject; its issuer is always [`LOCAL_ISSUER`], so no token can claim it.
+    pub subject: String,
+    /// Its roles (defined roles only).
+    pub roles: Vec<String>,
+}
+
+/// The issuer of the configured local identity: not a URL, so no token's `iss` can equal it.
+pub const LOCAL_ISSUER: &str = "urn:mcp-guard:local";
+
+/// Checks that a role named at a key is defined.
+pub(super) type RoleCheck<'a> = dyn Fn(&Spanned<String>, &str) -> Result<(), ConfigError> + 'a;
+
+pub(super) fn stdio(
+    src: &Source<'_>,
+    raw: Option<&RawStdio>,
+    relative: &dyn Fn(&str) -> PathBuf,
+    gateway_secrets: &[&str],
+    known_role: &RoleCheck<'_>,
+) -> Result<StdioSettings, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(StdioSettings::default());
+    };
+    let identity = match &raw.identity {
+        None => None,
+        Some(i) => {
+            if i.subject.get_ref().trim().is_empty() {
+                return Err(src.error(
+                    i.subject.span(),
+                    "stdio.identity.subject",
+                    "the subject is empty",
+                ));
+            }
+            for (j, r) in i.roles.iter().enumerate() {
+                known_role(r, &format!("stdio.identity.roles[{j}]"))?;
+            }
+            Some(LocalIdentity {
+                subject: i.subject.get_ref().clone(),
+                roles: i.roles.iter().map(|r| r.get_ref().clone()).collect(),
+            })
+        }
+    };
+    let inherit_env = child_env(
+        src,
+        "stdio",
+        raw.inherit_env.as_ref(),
+        &raw.env_from,
+        0..0,
+        gateway_secrets,
+    )?;
+    Ok(StdioSettings {
+        identity,
+        cwd: raw.cwd.as_ref().map(|d| relative(d)),
+        env: raw.env.clone(),
+        env_from: raw.env_from.clone(),
+        inherit_env,
+    })
 }
 
 fn default_inherit() -> Vec<String> {

@@ -3,7 +3,7 @@
 //! for messages whose decision can read them. An RBAC-only configuration runs none.
 
 use mcp_guard_core::{
-    Context, Decision, Operation, Principal, ProvidedAttributes, Subject, Verdict,
+    Authorizer, Context, Decision, Operation, Principal, ProvidedAttributes, Subject, Verdict,
 };
 use tokio::sync::OnceCell;
 
@@ -43,7 +43,7 @@ impl RequestAttributes {
 
 /// Whether a decision on `op` can read provider attributes: those with a permission, and lists
 /// (each item is decided as a possible call).
-fn reads_attributes(op: &Operation) -> bool {
+pub(crate) fn reads_attributes(op: &Operation) -> bool {
     !matches!(
         op,
         Operation::Lifecycle(_)
@@ -56,7 +56,7 @@ fn reads_attributes(op: &Operation) -> bool {
 
 /// The operation to explain again for the audit line, kept only when provider results fed the
 /// decision (the fast path of the core does not record unknown attributes).
-pub(super) fn keep_for_audit(
+pub(crate) fn keep_for_audit(
     attributes: Option<&ProvidedAttributes>,
     op: &Operation,
 ) -> Option<Operation> {
@@ -70,14 +70,14 @@ pub(super) fn keep_for_audit(
 /// Fills in which attributes were unknown and why, when that can matter: the decision denied,
 /// or some provider failed. The verdict is the core's first answer; only the explanation is
 /// added.
-pub(super) fn note_unknown(
-    rules: &Rules,
+pub(crate) fn note_unknown(
+    authorizer: &Authorizer,
     subject: &Subject,
     op: &Operation,
     ctx: &Context<'_>,
     decision: &mut Decision,
 ) {
     if decision.verdict == Verdict::Deny || ctx.attributes.any_unavailable() {
-        decision.unknown = rules.authorizer.explain(subject, op, ctx).unknown;
+        decision.unknown = authorizer.explain(subject, op, ctx).unknown;
     }
 }

@@ -181,6 +181,8 @@ impl Link {
             tokio::select! {
                 status = child.wait() => {
                     tracing::info!(pid, ?status, "upstream process exited");
+                    // What it started in its group (a server behind `sh -c` or `npx`) goes too.
+                    kill_group(pid);
                 }
                 _ = kill_rx => {
                     kill_group(pid);
@@ -391,7 +393,10 @@ impl Drop for Link {
 
 /// Reads one line (without its `\n`) into `buf`; `false` at end of input. Bounded by
 /// [`MAX_LINE_BYTES`].
-async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
     buf.clear();
     loop {
         let chunk = r.fill_buf().await?;

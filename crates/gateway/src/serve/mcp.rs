@@ -24,14 +24,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::attributes::{self, RequestAttributes};
+use super::common;
 use super::front::{Caller, anonymous, authenticate, client_ip, json_rpc_error};
 use super::link::{Link, LinkError};
 use super::metrics;
 use super::routing::{self, Era, MODERN, RoutingError};
 use super::session::{Pending, Session, short};
 use super::{Gateway, Refusal, Rules};
-use crate::config::DenyMode;
-use crate::tokens::{event, now_unix};
+use crate::tokens::now_unix;
 
 /// The protocol revisions the gateway speaks.
 pub const SUPPORTED_PROTOCOLS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25", MODERN];
@@ -363,7 +363,13 @@ async fn authorize(
             .authorizer
             .permit_with(&x.caller.subject, message, bytes, &ctx);
     if let Some(op) = &explain_later {
-        attributes::note_unknown(&x.rules, &x.caller.subject, op, &ctx, &mut decision);
+        attributes::note_unknown(
+            &x.rules.authorizer,
+            &x.caller.subject,
+            op,
+            &ctx,
+            &mut decision,
+        );
     }
     if !matches!(decision.reason, mcp_guard_core::Reason::ListFiltered) {
         gw.record_decision(audit, &decision);
@@ -372,30 +378,14 @@ async fn authorize(
 }
 
 fn decision_event(x: &Exchange, session: &Session, message: &Message) -> AuditEvent {
-    let p = x.caller.subject.principal();
-    let mut e = event("decision");
-    e.issuer = p.issuer.clone();
-    e.subject = Some(p.subject.clone());
-    e.client_id = p.client_id.clone();
-    e.auth_method = Some(p.auth_method.as_str());
-    e.credential = Some(x.caller.credential.as_str().to_owned());
-    e.method = message.method.clone().or_else(|| Some("(response)".into()));
-    e.target = target_of(&message.operation);
-    e.request_id = message.id.as_ref().map(|i| i.to_value().to_string());
-    e.session = Some(short(&session.id).to_owned());
+    let mut e = common::decision_event(
+        x.caller.subject.principal(),
+        Some(x.caller.credential.as_str()),
+        message,
+        short(&session.id),
+    );
     e.client_ip = x.ip.map(|i| i.to_string());
     e
-}
-
-fn target_of(op: &Operation) -> Option<String> {
-    match op {
-        Operation::CallTool { name, .. } | Operation::GetPrompt { name, .. } => {
-            Some(name.to_string())
-        }
-        Operation::ReadResource { uri, .. } => Some(uri.to_string()),
-        Operation::Task { task_id, .. } => Some(task_id.to_string()),
-        _ => None,
-    }
 }
 
 /// The answer to a denied message that stands alone: 403 with a challenge naming the scopes that
@@ -429,27 +419,7 @@ fn denied(gw: &Gateway, rules: &Rules, decision: &Decision, id: Option<&RequestI
 
 /// The JSON-RPC error for a denial: -31003 naming the permission, or -32602 when hiding.
 fn denial_error(rules: &Rules, decision: &Decision) -> (i32, String) {
-    if rules.deny_mode == DenyMode::Hide
-        && let Some(p) = &decision.permission
-    {
-        let what = match p.domain {
-            "tools" => Some("tool"),
-            "prompts" => Some("prompt"),
-            "resources" => Some("resource"),
-            _ => None,
-        };
-        if let Some(what) = what {
-            return (
-                codes::INVALID_PARAMS,
-                format!("Unknown {what}: {}", p.target),
-            );
-        }
-    }
-    let message = match &decision.permission {
-        Some(p) => format!("Forbidden: missing permission {p}"),
-        None => format!("Forbidden: {}", decision.explain()),
-    };
-    (codes::FORBIDDEN, message)
+    common::denial_error(rules.deny_mode, decision)
 }
 
 async fn forward_one_way(
@@ -678,7 +648,7 @@ fn finish_reply(
         return line;
     };
     if kind == ListKind::Tools {
-        session.learn_tools(result, !has_cursor(request));
+        session.learn_tools(result, !common::has_cursor(request));
     }
     let environment = x.environment();
     let empty = ProvidedAttributes::new();
@@ -761,22 +731,6 @@ fn note_initialize(session: &Session, message: &Message, request: &Bytes, line: 
     if let (Some(id), Some(protocol)) = (message.id.clone(), protocol) {
         session.initialized_with(id, request.clone(), protocol);
     }
-}
-
-/// Whether a list request asked for a later page (`params.cursor`).
-fn has_cursor(bytes: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        params: Option<Params>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Params {
-        cursor: Option<Value>,
-    }
-    serde_json::from_slice::<Probe>(bytes)
-        .ok()
-        .and_then(|p| p.params)
-        .is_some_and(|p| p.cursor.is_some())
 }
 
 fn sse_frame(json: &[u8]) -> Bytes {

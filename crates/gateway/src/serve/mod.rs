@@ -2,13 +2,14 @@
 //! plain or TLS; a stdio child per session behind; every request authenticated, every message
 //! authorized, every list filtered, every decision audited.
 
-mod attributes;
+pub(crate) mod attributes;
+pub(crate) mod common;
 mod front;
-mod link;
+pub(crate) mod link;
 mod mcp;
 mod metrics;
 mod routing;
-mod session;
+pub(crate) mod session;
 pub mod sessions;
 mod upstream_http;
 
@@ -392,18 +393,8 @@ impl Gateway {
         self.children.load(Ordering::SeqCst)
     }
 
-    fn record_decision(&self, mut e: AuditEvent, d: &Decision) {
-        metrics::decision(
-            e.method.as_deref().unwrap_or(""),
-            d.verdict.as_str(),
-            d.reason.kind(),
-        );
-        e.outcome = Some(d.verdict.as_str());
-        e.permission = d.permission.as_ref().map(ToString::to_string);
-        e.reason = Some(d.explain());
-        e.reason_kind = Some(d.reason.kind());
-        e.unknown = d.unknown.iter().map(Into::into).collect();
-        self.audit.record(&e);
+    fn record_decision(&self, e: AuditEvent, d: &Decision) {
+        common::record_decision(&*self.audit, e, d);
     }
 }
 

@@ -219,46 +219,13 @@ impl Session {
             return Some(t);
         }
         let link = self.link(timeout).await.ok()?;
-        let mut catalog = ToolCatalog::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_CATALOG_PAGES {
-            let id = RequestId::String(format!(
+        let next_id = || {
+            RequestId::String(format!(
                 "mcp-guard-{}",
                 self.seq.fetch_add(1, Ordering::Relaxed)
-            ));
-            let mut params = match &cursor {
-                Some(c) => json!({ "cursor": c }),
-                None => json!({}),
-            };
-            let mut routing = HeaderMap::new();
-            if self.modern {
-                params["_meta"] = json!({
-                    META_VERSION: MODERN,
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                });
-                routing.insert("mcp-protocol-version", HeaderValue::from_static(MODERN));
-                routing.insert("mcp-method", HeaderValue::from_static("tools/list"));
-            }
-            let request = json!({"jsonrpc": "2.0", "id": id.to_value(), "method": "tools/list", "params": params});
-            let rx = link.expect(id.clone()).ok()?;
-            link.send_routed(request.to_string().as_bytes(), &routing)
-                .await
-                .ok()?;
-            let Ok(Ok(reply)) = tokio::time::timeout(timeout, rx).await else {
-                link.forget(&id);
-                return None;
-            };
-            let reply: Value = serde_json::from_slice(&reply).ok()?;
-            let result = reply.get("result")?;
-            merge(&mut catalog, result);
-            cursor = result
-                .get("nextCursor")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if cursor.is_none() {
-                break;
-            }
-        }
+            ))
+        };
+        let catalog = fetch_catalog(&link, next_id, self.modern, timeout).await?;
         let catalog = Arc::new(catalog);
         *lock(&self.tools) = Some(catalog.clone());
         Some(catalog)
@@ -362,7 +329,55 @@ impl Session {
     }
 }
 
-fn merge(catalog: &mut ToolCatalog, result: &Value) {
+/// Reads the upstream's whole tool catalog (up to [`MAX_CATALOG_PAGES`] pages of `tools/list`)
+/// for annotation groups; `next_id` names each request. `None` when the upstream does not answer.
+pub(crate) async fn fetch_catalog(
+    link: &Arc<Link>,
+    mut next_id: impl FnMut() -> RequestId,
+    modern: bool,
+    timeout: Duration,
+) -> Option<ToolCatalog> {
+    let mut catalog = ToolCatalog::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_CATALOG_PAGES {
+        let id = next_id();
+        let mut params = match &cursor {
+            Some(c) => json!({ "cursor": c }),
+            None => json!({}),
+        };
+        let mut routing = HeaderMap::new();
+        if modern {
+            params["_meta"] = json!({
+                META_VERSION: MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            });
+            routing.insert("mcp-protocol-version", HeaderValue::from_static(MODERN));
+            routing.insert("mcp-method", HeaderValue::from_static("tools/list"));
+        }
+        let request = json!({"jsonrpc": "2.0", "id": id.to_value(), "method": "tools/list", "params": params});
+        let rx = link.expect(id.clone()).ok()?;
+        link.send_routed(request.to_string().as_bytes(), &routing)
+            .await
+            .ok()?;
+        let Ok(Ok(reply)) = tokio::time::timeout(timeout, rx).await else {
+            link.forget(&id);
+            return None;
+        };
+        let reply: Value = serde_json::from_slice(&reply).ok()?;
+        let result = reply.get("result")?;
+        merge(&mut catalog, result);
+        cursor = result
+            .get("nextCursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Some(catalog)
+}
+
+pub(crate) fn merge(catalog: &mut ToolCatalog, result: &Value) {
     let page = ToolCatalog::from_list_result(result);
     for name in page.names() {
         if let Some(a) = page.get(name) {
