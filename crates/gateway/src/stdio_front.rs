@@ -34,7 +34,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{AuditPath, Config, DenyMode, LOCAL_ISSUER, TOKEN_ENV};
 use crate::serve::link::{Connector, Link, LinkError, ServerMessage, read_line};
-use crate::serve::session::{fetch_catalog, merge};
+use crate::serve::session::{fetch_catalog, learn_tools};
 use crate::serve::{attributes, common};
 use crate::tokens::{self, event, now_unix};
 
@@ -659,13 +659,7 @@ impl Front {
 
     /// Learns annotations from a `tools/list` result the client asked for (before filtering).
     fn learn_tools(&self, result: &Value, first_page: bool) {
-        let mut tools = lock(&self.tools);
-        let mut catalog = match (&*tools, first_page) {
-            (Some(t), false) => (**t).clone(),
-            _ => ToolCatalog::new(),
-        };
-        merge(&mut catalog, result);
-        *tools = Some(Arc::new(catalog));
+        learn_tools(&self.tools, result, first_page);
     }
 
     /// A request or notification from the server: passed to the client. A request is noted, so

@@ -233,13 +233,7 @@ impl Session {
 
     /// Learns annotations from a `tools/list` result the client asked for (before filtering).
     pub fn learn_tools(&self, result: &Value, first_page: bool) {
-        let mut tools = lock(&self.tools);
-        let mut catalog = match (&*tools, first_page) {
-            (Some(t), false) => (**t).clone(),
-            _ => ToolCatalog::new(),
-        };
-        merge(&mut catalog, result);
-        *tools = Some(Arc::new(catalog));
+        learn_tools(&self.tools, result, first_page);
     }
 
     fn on_server_message(&self, m: ServerMessage) {
@@ -377,7 +371,22 @@ pub(crate) async fn fetch_catalog(
     Some(catalog)
 }
 
-pub(crate) fn merge(catalog: &mut ToolCatalog, result: &Value) {
+/// Updates a cached catalog from one `tools/list` page: the first page starts it anew.
+pub(crate) fn learn_tools(
+    tools: &Mutex<Option<Arc<ToolCatalog>>>,
+    result: &Value,
+    first_page: bool,
+) {
+    let mut tools = lock(tools);
+    let mut catalog = match (&*tools, first_page) {
+        (Some(t), false) => (**t).clone(),
+        _ => ToolCatalog::new(),
+    };
+    merge(&mut catalog, result);
+    *tools = Some(Arc::new(catalog));
+}
+
+fn merge(catalog: &mut ToolCatalog, result: &Value) {
     let page = ToolCatalog::from_list_result(result);
     for name in page.names() {
         if let Some(a) = page.get(name) {
