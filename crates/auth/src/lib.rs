@@ -14,6 +14,9 @@ pub mod audit;
 pub mod clients;
 pub mod endpoints;
 mod fingerprint;
+pub mod layer;
+pub mod respond;
+pub mod sse;
 pub mod store;
 pub mod token;
 
