@@ -5,7 +5,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mcp_guard_core::{Decision, codes};
+use mcp_guard_core::{Authorizer, Context, Decision, Environment, ProvidedAttributes, codes};
 use serde_json::{Value, json};
 
 /// `Bearer [error="..", ]resource_metadata="..."[, scope=".."]`, for `WWW-Authenticate`.
@@ -83,6 +83,19 @@ pub fn denial_error(decision: &Decision, hide: bool) -> (i32, String) {
         None => format!("Forbidden: {}", decision.explain()),
     };
     (codes::FORBIDDEN, message)
+}
+
+/// The scopes, space-separated, that would grant the permission a decision lacked: the `scope`
+/// of an `insufficient_scope` challenge. Empty when none would.
+pub fn granting_scopes(authorizer: &Authorizer, decision: &Decision) -> String {
+    let Some(p) = &decision.permission else {
+        return String::new();
+    };
+    let env = Environment::default();
+    let attrs = ProvidedAttributes::new();
+    authorizer
+        .scopes_granting(p, &Context::new(&env, &attrs))
+        .join(" ")
 }
 
 /// The answer to a denied message that stands alone: 403 with an `insufficient_scope` challenge

@@ -398,18 +398,7 @@ fn bind<ResB>(
 
 /// The answer to a denied single message (DESIGN.md section 8).
 fn denied(shared: &Shared, decision: &Decision, id: Option<RequestId>) -> Response<Body> {
-    let scopes = decision
-        .permission
-        .as_ref()
-        .map(|p| {
-            let env = Environment::default();
-            let attrs = ProvidedAttributes::new();
-            shared
-                .authorizer
-                .scopes_granting(p, &Context::new(&env, &attrs))
-                .join(" ")
-        })
-        .unwrap_or_default();
+    let scopes = respond::granting_scopes(&shared.authorizer, decision);
     respond::denied(
         &shared.resource_metadata,
         decision,

@@ -388,55 +388,19 @@ fn target_of(op: &Operation) -> Option<String> {
 /// The answer to a denied message that stands alone: 403 with a challenge naming the scopes that
 /// would grant it, or the hidden-item error.
 fn denied(gw: &Gateway, rules: &Rules, decision: &Decision, id: Option<&RequestId>) -> Response {
-    let (code, message) = denial_error(rules, decision);
-    let id = id.map(RequestId::to_value);
-    if code == codes::INVALID_PARAMS {
-        // Hidden: answered as the upstream answers an unknown name.
-        return json_rpc_error(StatusCode::OK, id, code, &message);
-    }
-    let scopes = decision
-        .permission
-        .as_ref()
-        .map(|p| {
-            let env = Environment::default();
-            let attrs = ProvidedAttributes::new();
-            rules
-                .authorizer
-                .scopes_granting(p, &Context::new(&env, &attrs))
-                .join(" ")
-        })
-        .unwrap_or_default();
-    let mut r = json_rpc_error(StatusCode::FORBIDDEN, id, code, &message);
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        gw.challenge(Some("insufficient_scope"), Some(&scopes)),
-    );
-    r
+    let scopes = mcp_guard_auth::respond::granting_scopes(&rules.authorizer, decision);
+    mcp_guard_auth::respond::denied(
+        &gw.resource_metadata_url,
+        decision,
+        rules.deny_mode == DenyMode::Hide,
+        id.map(RequestId::to_value),
+        &scopes,
+    )
 }
 
 /// The JSON-RPC error for a denial: -31003 naming the permission, or -32602 when hiding.
 fn denial_error(rules: &Rules, decision: &Decision) -> (i32, String) {
-    if rules.deny_mode == DenyMode::Hide
-        && let Some(p) = &decision.permission
-    {
-        let what = match p.domain {
-            "tools" => Some("tool"),
-            "prompts" => Some("prompt"),
-            "resources" => Some("resource"),
-            _ => None,
-        };
-        if let Some(what) = what {
-            return (
-                codes::INVALID_PARAMS,
-                format!("Unknown {what}: {}", p.target),
-            );
-        }
-    }
-    let message = match &decision.permission {
-        Some(p) => format!("Forbidden: missing permission {p}"),
-        None => format!("Forbidden: {}", decision.explain()),
-    };
-    (codes::FORBIDDEN, message)
+    mcp_guard_auth::respond::denial_error(decision, rules.deny_mode == DenyMode::Hide)
 }
 
 async fn forward_one_way(

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
+use mcp_guard_auth::sse::SseParser;
 use mcp_guard_core::RequestId;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -327,97 +328,12 @@ async fn read_body(response: reqwest::Response) -> Option<Bytes> {
 /// Reads an SSE body, handing each event's data to `on_event` (events without data, such as
 /// priming events, are skipped). Stops at the end of the body or an oversized event.
 async fn read_events(response: reqwest::Response, mut on_event: impl FnMut(&[u8])) {
-    let mut parser = SseParser::default();
+    let mut parser = SseParser::new(MAX_MESSAGE_BYTES);
     let mut chunks = response.bytes_stream();
     while let Some(Ok(chunk)) = chunks.next().await {
         if parser.feed(&chunk, &mut on_event).is_err() {
             tracing::warn!("upstream SSE event too large; stream dropped");
             return;
         }
-    }
-}
-
-/// An incremental `text/event-stream` parser that keeps only `data` fields.
-#[derive(Default)]
-struct SseParser {
-    line: Vec<u8>,
-    data: Vec<u8>,
-    has_data: bool,
-}
-
-struct TooLarge;
-
-impl SseParser {
-    fn feed(&mut self, chunk: &[u8], on_event: &mut impl FnMut(&[u8])) -> Result<(), TooLarge> {
-        for &b in chunk {
-            if b != b'\n' {
-                self.line.push(b);
-                if self.line.len() > MAX_MESSAGE_BYTES {
-                    return Err(TooLarge);
-                }
-                continue;
-            }
-            if self.line.last() == Some(&b'\r') {
-                self.line.pop();
-            }
-            if self.line.is_empty() {
-                if self.has_data {
-                    on_event(&self.data);
-                }
-                self.data.clear();
-                self.has_data = false;
-                continue;
-            }
-            if let Some(value) = self.line.strip_prefix(b"data") {
-                let value = match value {
-                    [b':', b' ', rest @ ..] | [b':', rest @ ..] => rest,
-                    [] => &[][..],
-                    _ => {
-                        self.line.clear();
-                        continue;
-                    }
-                };
-                if self.has_data {
-                    self.data.push(b'\n');
-                }
-                self.data.extend_from_slice(value);
-                self.has_data = !self.data.is_empty() || self.has_data;
-                if self.data.len() > MAX_MESSAGE_BYTES {
-                    return Err(TooLarge);
-                }
-            }
-            self.line.clear();
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn events(chunks: &[&[u8]]) -> Vec<String> {
-        let mut p = SseParser::default();
-        let mut out = Vec::new();
-        for c in chunks {
-            assert!(
-                p.feed(c, &mut |d: &[u8]| out
-                    .push(String::from_utf8_lossy(d).into_owned()))
-                    .is_ok()
-            );
-        }
-        out
-    }
-
-    #[test]
-    fn sse_events_across_chunks_and_line_endings() {
-        assert_eq!(
-            events(&[
-                b"id: 0\nretry: 3000\ndata:\n\n",
-                b"event: message\r\ndata: {\"a\"",
-                b":1}\r\n\r\n: keep-alive\n\ndata: x\ndata: y\n\n"
-            ]),
-            vec!["{\"a\":1}".to_owned(), "x\ny".to_owned()]
-        );
     }
 }
