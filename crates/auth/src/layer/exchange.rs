@@ -117,7 +117,9 @@ where
         {
             shared.sessions.remove(id);
         }
-        let filter = Filter::new(shared, caller, session, HashMap::new());
+        // A GET stream carries the server's own messages and, when resumed, replays of earlier
+        // answers, list results among them: those are recognized by their shape.
+        let filter = Filter::new(shared, caller, session, HashMap::new()).sniffing();
         return Ok(finish(filter, response, Vec::new()).await);
     }
     let bytes = match http_body_util::Limited::new(body, shared.max_body_bytes)
@@ -164,6 +166,9 @@ where
             let (message, bytes) = permitted.into_inner();
             note_forwarded(&message, session.as_deref(), &mut lists);
             parts.extensions.insert::<Decision>(decision);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             let request = Request::from_parts(parts, Body::from(bytes));
             let response = inner.call(request).await?;
             let session = bind(&shared, &caller, session, session_id.is_some(), &response);
@@ -208,6 +213,9 @@ where
             let mut body = String::from("[");
             body.push_str(&forward.join(","));
             body.push(']');
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
             let request = Request::from_parts(parts, Body::from(body));
             let response = inner.call(request).await?;
             let session = bind(&shared, &caller, session, session_id.is_some(), &response);
@@ -363,14 +371,6 @@ fn note_forwarded(
         }
         (MessageKind::Request, Operation::List(kind)) => {
             lists.insert(id.clone(), *kind);
-            if let Some(s) = session {
-                s.expect_list(id.clone(), *kind);
-            }
-        }
-        (MessageKind::Request, _) => {
-            if let Some(s) = session {
-                s.forget_list(id);
-            }
         }
         _ => {}
     }

@@ -30,6 +30,9 @@ pub(super) struct Filter {
     session: Option<Arc<Session>>,
     /// The list requests of this exchange, by id.
     lists: HashMap<RequestId, ListKind>,
+    /// Whether to filter any answer that looks like a list result (streams not opened by a
+    /// list request of this exchange).
+    sniff: bool,
 }
 
 impl Filter {
@@ -44,7 +47,15 @@ impl Filter {
             caller,
             session,
             lists,
+            sniff: false,
         }
+    }
+
+    /// Also filters answers by their shape: a result holding a `tools`, `resources`,
+    /// `resourceTemplates` or `prompts` array. Over-filtering a look-alike only hides items.
+    pub(super) fn sniffing(mut self) -> Self {
+        self.sniff = true;
+        self
     }
 
     /// Filters one JSON-RPC message from the server; returns whether it changed.
@@ -58,13 +69,34 @@ impl Filter {
             return false;
         }
         let Some(id) = id else { return false };
-        let from_session = self.session.as_ref().and_then(|s| s.take_list(&id));
-        let Some(kind) = self.lists.get(&id).copied().or(from_session) else {
-            return false;
+        let kinds: Vec<ListKind> = match self.lists.get(&id) {
+            Some(kind) => vec![*kind],
+            None if self.sniff => v.get("result").map_or_else(Vec::new, |r| {
+                [
+                    ListKind::Tools,
+                    ListKind::Resources,
+                    ListKind::ResourceTemplates,
+                    ListKind::Prompts,
+                ]
+                .into_iter()
+                .filter(|k| r.get(k.result_key()).is_some_and(Value::is_array))
+                .collect()
+            }),
+            None => Vec::new(),
         };
         let Some(result) = v.get_mut("result") else {
             return false;
         };
+        let mut changed = false;
+        for kind in kinds {
+            self.filter_list(&id, kind, result);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Filters one list result and records the counts.
+    fn filter_list(&self, id: &RequestId, kind: ListKind, result: &mut Value) {
         if kind == ListKind::Tools
             && let Some(s) = &self.session
         {
@@ -84,15 +116,15 @@ impl Filter {
         e.shown = Some(counts.shown);
         e.hidden = Some(counts.hidden);
         self.shared.audit.record(&e);
-        true
     }
 
     /// Whether a message could need filtering or noting at all, judged cheaply from its bytes.
     fn may_need(&self, data: &[u8]) -> bool {
+        // Only a prefilter for noting server requests: a request it misses (a key spelled with
+        // escapes) is not noted, and the client's answer to it is refused, never let through.
         !self.lists.is_empty()
-            || self.session.is_some()
-                && (memchr::memmem::find(data, b"\"result\"").is_some()
-                    || memchr::memmem::find(data, b"\"method\"").is_some())
+            || self.sniff
+            || self.session.is_some() && memchr::memmem::find(data, b"\"method\"").is_some()
     }
 
     /// New JSON text for one SSE event's data or JSON body, or `None` to keep it as it is.
@@ -165,7 +197,7 @@ where
         return Response::from_parts(parts, Body::new(body));
     }
     if !content_type.starts_with("application/json")
-        || (filter.lists.is_empty() && extra.is_empty())
+        || (filter.lists.is_empty() && !filter.sniff && extra.is_empty())
     {
         return Response::from_parts(parts, Body::new(body));
     }

@@ -1,16 +1,15 @@
 //! Which principal opened each session of the inner service, and what the layer remembers per
-//! session: list requests still unanswered, server-to-client requests awaiting the client's
-//! answer, and the tool annotations the server listed.
+//! session: server-to-client requests awaiting the client's answer, and the tool annotations
+//! the server listed.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mcp_guard_core::{ListKind, Principal, RequestId, ToolCatalog};
+use mcp_guard_core::{Principal, RequestId, ToolCatalog};
 
-/// How many unanswered list requests and server requests a session remembers; older ones are
-/// forgotten (an answer to a forgotten list request would then go unfiltered, so lists are
-/// filtered from the request's own exchange first, and this only serves resumed streams).
+/// How many unanswered server-to-client requests a session remembers; the client's answer to a
+/// forgotten one is refused as unsolicited.
 const REMEMBERED: usize = 64;
 
 /// Whose a session is: DESIGN.md section 3 binds sessions to `(issuer, subject, client_id)`.
@@ -41,7 +40,6 @@ pub(super) struct Session {
 
 #[derive(Default)]
 struct State {
-    lists: VecDeque<(RequestId, ListKind)>,
     outstanding: VecDeque<RequestId>,
     tools: Option<Arc<ToolCatalog>>,
 }
@@ -49,28 +47,6 @@ struct State {
 impl Session {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Remembers a forwarded list request, so its answer is filtered on any stream.
-    pub(super) fn expect_list(&self, id: RequestId, kind: ListKind) {
-        let mut s = self.state();
-        s.lists.retain(|(i, _)| *i != id);
-        if s.lists.len() == REMEMBERED {
-            s.lists.pop_front();
-        }
-        s.lists.push_back((id, kind));
-    }
-
-    /// Forgets a list request a request with the same id replaced.
-    pub(super) fn forget_list(&self, id: &RequestId) {
-        self.state().lists.retain(|(i, _)| i != id);
-    }
-
-    /// The kind of an unanswered list request, taken out.
-    pub(super) fn take_list(&self, id: &RequestId) -> Option<ListKind> {
-        let mut s = self.state();
-        let at = s.lists.iter().position(|(i, _)| i == id)?;
-        s.lists.remove(at).map(|(_, k)| k)
     }
 
     /// A server-to-client request was sent on one of this session's streams.

@@ -31,6 +31,7 @@ struct Seen {
     session: Option<String>,
     principal: Option<String>,
     decision: Option<Verdict>,
+    length: Option<usize>,
 }
 
 type Answer = Arc<dyn Fn(&str) -> Response<Body> + Send + Sync>;
@@ -67,6 +68,10 @@ impl tower_service::Service<Request<Body>> for Recorder {
                     .get::<Principal>()
                     .map(|p| p.subject.clone()),
                 decision: parts.extensions.get::<Decision>().map(|d| d.verdict),
+                length: parts
+                    .headers
+                    .get(header::CONTENT_LENGTH)
+                    .map(|v| v.to_str().unwrap().parse().unwrap()),
             });
             Ok((this.answer)(&body))
         })
@@ -411,6 +416,7 @@ async fn a_batch_forwards_only_its_permitted_elements_and_answers_the_denied_one
     let seen = h.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].body, format!("[{allowed},{note}]"));
+    assert_eq!(seen[0].length, Some(seen[0].body.len()));
     assert!(!seen[0].body.contains("deploy"));
 
     // Every element denied: answered without the inner service.
@@ -618,4 +624,79 @@ async fn a_client_response_passes_only_for_a_request_the_server_sent() {
     let r = h.post(Some(&alice), Some("s"), answer).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(h.seen().last().unwrap().body, answer);
+}
+
+#[tokio::test]
+async fn a_resumed_get_stream_replaying_a_list_result_is_filtered_too() {
+    let mut h = harness(|body| {
+        if body.contains("\"initialize\"") {
+            let mut r = echo_ok(body);
+            r.headers_mut()
+                .insert("mcp-session-id", header::HeaderValue::from_static("s"));
+            return r;
+        }
+        // GET with Last-Event-ID: the server replays the answer to an earlier tools/list.
+        let replay = json!({"jsonrpc": "2.0", "id": 9,
+            "result": serde_json::from_str::<Value>(TOOLS).unwrap()});
+        Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .body(Body::from(format!("id: 0/4\ndata: {replay}\n\n")))
+            .unwrap()
+    });
+    let alice = token("alice", &["reader"]);
+    h.post(
+        Some(&alice),
+        None,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+    )
+    .await;
+    let get = Request::get("/mcp")
+        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
+        .header("mcp-session-id", "s")
+        .header("last-event-id", "0/3")
+        .body(Body::empty())
+        .unwrap();
+    let r = h.send(get).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.starts_with("id: 0/4\ndata: "), "{}", r.body);
+    assert!(!r.body.contains("deploy"), "{}", r.body);
+    assert!(r.body.contains("whoami"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn hide_mode_answers_a_denied_tool_as_unknown() {
+    let verifier = Verifier::new(vec![IssuerPolicy::external(
+        ISS,
+        AUD,
+        key().verify_key().clone(),
+    )]);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut service = AuthLayer::builder()
+        .authenticator(verifier)
+        .authorizer(AuthorizerBuilder::new().build().unwrap())
+        .resource_metadata(PRM)
+        .hide_denied(true)
+        .audit(Arc::new(MemorySink::new()))
+        .build()
+        .unwrap()
+        .layer(Recorder {
+            seen: seen.clone(),
+            answer: Arc::new(echo_ok),
+        });
+    let req = Request::post("/mcp")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", token("alice", &["user"])),
+        )
+        .body(Body::from(call(4, "deploy")))
+        .unwrap();
+    let r = service.call(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["error"],
+        json!({"code": -32602, "message": "Unknown tool: deploy"})
+    );
+    assert!(seen.lock().unwrap().is_empty());
 }
