@@ -1,5 +1,6 @@
 //! Authentication for mcp-guard: verifying and issuing JWTs, refresh rotation, revocation, the
-//! state store and the audit sink.
+//! state store and the audit sink; and [`layer::AuthLayer`], the tower layer that puts all of it,
+//! with the core's authorization, in front of a Rust MCP server (rmcp's `StreamableHttpService`).
 //!
 //! Guarantees:
 //! - A credential that is present but invalid fails with a typed reason; it never falls through
@@ -9,6 +10,8 @@
 //!   headers are refused, never fetched or trusted.
 //! - Tokens, secrets and keys have no `Debug` or `Display` that shows them; logs carry a
 //!   [`Fingerprint`] (a short hash) instead.
+//! - [`layer::AuthLayer`] cannot be built without an authenticator and an authorizer; no
+//!   credential is a 401, and a message the authorizer denied never reaches the inner service.
 
 pub mod audit;
 pub mod clients;
