@@ -4,7 +4,7 @@
 //! Needs `node` and `interop/node_modules` (`npm ci` in interop/). Without them it fails, unless
 //! `MCP_GUARD_SKIP_INTEROP=1` says to skip on purpose.
 
-#![expect(clippy::expect_used, clippy::unwrap_used, reason = "test code")]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

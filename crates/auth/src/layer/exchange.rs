@@ -82,12 +82,12 @@ where
     let ip = client_ip(&parts.extensions);
     let caller = match authenticate(&shared, &parts.headers, parts.uri.query(), ip) {
         Ok(c) => c,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
-    let session_id = match parts.headers.get(SESSION_HEADER) {
-        None => None,
-        Some(v) => Some(v.to_str().unwrap_or_default().to_owned()),
-    };
+    let session_id = parts
+        .headers
+        .get(SESSION_HEADER)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
     let session = match &session_id {
         None => None,
         Some(id) => match shared.sessions.get(id) {
@@ -239,7 +239,7 @@ fn authenticate(
     headers: &HeaderMap,
     query: Option<&str>,
     ip: Option<IpAddr>,
-) -> Result<Caller, Response<Body>> {
+) -> Result<Caller, Box<Response<Body>>> {
     let fail = |credential: Option<&Fingerprint>, reason: &str| {
         let mut e = AuditEvent::now("authn_failed");
         e.outcome = Some("fail");
@@ -263,10 +263,10 @@ fn authenticate(
         .map(HeaderValue::as_bytes);
     let token = match bearer_token(values) {
         Ok(Some(t)) => t,
-        Ok(None) => return Err(unauthorized(None)),
+        Ok(None) => return Err(Box::new(unauthorized(None))),
         Err(e) => {
             fail(None, &e.to_string());
-            return Err(unauthorized(Some("invalid_token")));
+            return Err(Box::new(unauthorized(Some("invalid_token"))));
         }
     };
     let credential = Fingerprint::of(token.as_bytes());
@@ -286,11 +286,13 @@ fn authenticate(
         }
         Err(AuthnError::Token(e)) => {
             fail(Some(&credential), &e.to_string());
-            Err(unauthorized(Some("invalid_token")))
+            Err(Box::new(unauthorized(Some("invalid_token"))))
         }
         Err(e) => {
             tracing::error!(target: "mcp_guard::authn", error = %e, "cannot check the token");
-            Err(respond::unavailable("the state store is unreachable"))
+            Err(Box::new(respond::unavailable(
+                "the state store is unreachable",
+            )))
         }
     }
 }
