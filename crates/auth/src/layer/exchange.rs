@@ -24,6 +24,7 @@ use crate::audit::AuditEvent;
 use crate::endpoints::ClientAddr;
 use crate::respond::{self, json_rpc_error};
 use crate::token::{AuthnError, bearer_token};
+use mcp_guard_core::context::AttributeProvider;
 
 /// The `Mcp-Session-Id` header.
 pub(super) const SESSION_HEADER: &str = "mcp-session-id";
@@ -35,6 +36,8 @@ pub(super) struct Caller {
     pub(super) credential: Fingerprint,
     pub(super) ip: Option<IpAddr>,
     pub(super) user_agent: Option<String>,
+    /// What the attribute providers said about the principal.
+    pub(super) attributes: ProvidedAttributes,
 }
 
 impl Caller {
@@ -177,7 +180,7 @@ where
         }
         Classified::Batch(items) => {
             let mut answers: Vec<Value> = Vec::new();
-            let mut forward: Vec<Box<str>> = Vec::new();
+            let mut forward: Vec<Bytes> = Vec::new();
             for item in items {
                 let message = match item.message {
                     Ok(m) => m,
@@ -190,8 +193,9 @@ where
                 let denied_id = (message.kind == MessageKind::Request)
                     .then(|| message.id.clone())
                     .flatten();
+                let raw = Bytes::from(item.raw.into_string());
                 let (decision, permitted) =
-                    authorize(&shared, &caller, session.as_deref(), message, item.raw);
+                    authorize(&shared, &caller, session.as_deref(), message, raw);
                 match permitted {
                     Some(p) => {
                         let (message, raw) = p.into_inner();
@@ -210,9 +214,15 @@ where
             if forward.is_empty() {
                 return Ok(batch_answer(answers));
             }
-            let mut body = String::from("[");
-            body.push_str(&forward.join(","));
-            body.push(']');
+            let mut body = Vec::with_capacity(bytes.len());
+            body.push(b'[');
+            for (i, raw) in forward.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(raw);
+            }
+            body.push(b']');
             parts
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
@@ -273,7 +283,14 @@ fn authenticate(
     match shared.authenticator.authenticate(token, now_unix()) {
         Ok(verified) => {
             let principal = verified.principal.clone();
+            let providers: Vec<&dyn AttributeProvider> = shared
+                .providers
+                .iter()
+                .map(|p| &**p as &dyn AttributeProvider)
+                .collect();
+            let attributes = ProvidedAttributes::gather(&principal, &providers);
             Ok(Caller {
+                attributes,
                 owner: Owner::of(&principal),
                 subject: shared.authorizer.resolve(principal),
                 credential,
@@ -298,15 +315,14 @@ fn authenticate(
 }
 
 /// Decides one message and records the decision.
-fn authorize<B>(
+fn authorize(
     shared: &Shared,
     caller: &Caller,
     session: Option<&Session>,
     message: Message,
-    bytes: B,
-) -> (Decision, Option<Permitted<(Message, B)>>) {
+    bytes: Bytes,
+) -> (Decision, Option<Permitted<(Message, Bytes)>>) {
     let environment = caller.environment();
-    let attributes = ProvidedAttributes::new();
     let catalog = match &message.operation {
         Operation::CallTool { .. } if shared.authorizer.needs_tool_catalog() => {
             session.and_then(Session::tools)
@@ -324,7 +340,7 @@ fn authorize<B>(
             _ => None,
         },
     };
-    let mut ctx = Context::new(&environment, &attributes).with_session(facts);
+    let mut ctx = Context::new(&environment, &caller.attributes).with_session(facts);
     if let Some(c) = &catalog {
         ctx = ctx.with_tools(c);
     }
@@ -335,13 +351,28 @@ fn authorize<B>(
     let (decision, permitted) =
         shared
             .authorizer
-            .permit_with(&caller.subject, message, bytes, &ctx);
+            .permit_with(&caller.subject, message, bytes.clone(), &ctx);
     // A list request is recorded once its answer is filtered, with the counts.
     if !matches!(decision.reason, Reason::ListFiltered) {
         e.outcome = Some(decision.verdict.as_str());
         e.permission = decision.permission.as_ref().map(ToString::to_string);
         e.reason = Some(decision.explain());
         e.reason_kind = Some(decision.reason.kind());
+        if !decision.is_allow() {
+            // Denials are rare: the full explanation (unknown attributes too) is worth a second
+            // parse of the message, which the authorizer consumed.
+            if let Classified::Single(Ok(m)) = classify(&bytes, ClassifyOptions::default()) {
+                let full = shared
+                    .authorizer
+                    .explain(&caller.subject, &m.operation, &ctx);
+                let mut reason = full.explain();
+                for (i, u) in full.unknown.iter().enumerate() {
+                    reason.push_str(if i == 0 { "; unknown: " } else { ", " });
+                    reason.push_str(&format!("`{}` ({})", u.path, u.reason));
+                }
+                e.reason = Some(reason);
+            }
+        }
         shared.audit.record(&e);
     }
     if !decision.is_allow() {

@@ -11,7 +11,7 @@ use axum::http::{Response, StatusCode, header};
 use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::BodyExt as _;
-use mcp_guard_core::{Context, ListKind, ProvidedAttributes, RequestId, ToolCatalog, codes};
+use mcp_guard_core::{Context, ListKind, RequestId, ToolCatalog, codes};
 use serde_json::Value;
 
 use super::exchange::Caller;
@@ -103,8 +103,7 @@ impl Filter {
             s.learn_tools(ToolCatalog::from_list_result(result));
         }
         let environment = self.caller.environment();
-        let attributes = ProvidedAttributes::new();
-        let ctx = Context::new(&environment, &attributes);
+        let ctx = Context::new(&environment, &self.caller.attributes);
         let counts = self
             .shared
             .authorizer

@@ -56,6 +56,7 @@ use axum::body::Body;
 use axum::http::{Request, Response};
 use bytes::Bytes;
 use mcp_guard_core::Authorizer;
+use mcp_guard_core::context::AttributeProvider;
 
 use crate::audit::AuditSink;
 use crate::token::{AuthnError, TokenAuthenticator, VerifiedToken, Verifier};
@@ -116,6 +117,7 @@ pub struct AuthLayerBuilder {
     max_batch: usize,
     max_sessions: u64,
     session_idle: Duration,
+    providers: Vec<Arc<dyn AttributeProvider + Send + Sync>>,
 }
 
 impl AuthLayerBuilder {
@@ -179,6 +181,17 @@ impl AuthLayerBuilder {
         self
     }
 
+    /// Adds a synchronous attribute provider (attributes already in memory), asked once per
+    /// request; ABAC policies read its answer as `<name>.<path>`, and its failure makes those
+    /// attributes unknown, which only takes access away.
+    pub fn attribute_provider(
+        mut self,
+        provider: impl AttributeProvider + Send + Sync + 'static,
+    ) -> Self {
+        self.providers.push(Arc::new(provider));
+        self
+    }
+
     /// Checks the required parts and builds the layer.
     pub fn build(self) -> Result<AuthLayer, BuildError> {
         let authenticator = self.authenticator.ok_or(BuildError::MissingAuthenticator)?;
@@ -211,6 +224,7 @@ impl AuthLayerBuilder {
                 max_body_bytes: self.max_body_bytes,
                 max_batch: self.max_batch,
                 sessions: sessions::Sessions::new(self.max_sessions, self.session_idle),
+                providers: self.providers,
             }),
         })
     }
@@ -227,6 +241,7 @@ struct Shared {
     max_body_bytes: usize,
     max_batch: usize,
     sessions: sessions::Sessions,
+    providers: Vec<Arc<dyn AttributeProvider + Send + Sync>>,
 }
 
 /// A tower layer that authenticates, authorizes, filters and audits MCP traffic; see the
@@ -251,6 +266,7 @@ impl AuthLayer {
             max_batch: 64,
             max_sessions: 10_000,
             session_idle: Duration::from_secs(3_600),
+            providers: Vec::new(),
         }
     }
 }

@@ -700,3 +700,101 @@ async fn hide_mode_answers_a_denied_tool_as_unknown() {
     );
     assert!(seen.lock().unwrap().is_empty());
 }
+
+/// Attributes per subject; anyone else is a provider failure.
+struct Team;
+
+impl mcp_guard_core::context::AttributeProvider for Team {
+    fn name(&self) -> &str {
+        "directory"
+    }
+    fn attributes(&self, principal: &Principal) -> Result<Value, String> {
+        match principal.subject.as_str() {
+            "alice" => Ok(json!({"team": "ops"})),
+            _ => Err("directory unreachable".into()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn abac_on_a_tool_argument_with_provider_attributes() {
+    use mcp_guard_core::abac::{AttributePath, Condition, Effect, Operator, Policy};
+    let leaf = |path: &str, value: Value| Condition::Compare {
+        path: AttributePath::parse(path).unwrap(),
+        operator: Operator::parse("equals", Some(value)).unwrap(),
+    };
+    let policy = Policy::new(
+        "deploy-staging",
+        None,
+        Effect::Allow,
+        &["tools:deploy"],
+        &["execute"],
+        vec![
+            leaf("resource.arguments.env", json!("staging")),
+            leaf("directory.team", json!("ops")),
+        ],
+    )
+    .unwrap();
+    let authorizer = AuthorizerBuilder::new()
+        .mode(mcp_guard_core::Mode::Abac)
+        .policy(policy)
+        .build()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let audit = Arc::new(MemorySink::new());
+    let mut service = AuthLayer::builder()
+        .authenticator(Verifier::new(vec![IssuerPolicy::external(
+            ISS,
+            AUD,
+            key().verify_key().clone(),
+        )]))
+        .authorizer(authorizer)
+        .resource_metadata(PRM)
+        .attribute_provider(Team)
+        .audit(audit.clone())
+        .build()
+        .unwrap()
+        .layer(Recorder {
+            seen: seen.clone(),
+            answer: Arc::new(echo_ok),
+        });
+    let deploy = |sub: &str, env: &str| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "deploy", "arguments": {"env": env}}});
+        Request::post("/mcp")
+            .header(header::AUTHORIZATION, format!("Bearer {}", token(sub, &[])))
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let status = |r: Response<Body>| r.status();
+    assert_eq!(
+        status(service.call(deploy("alice", "staging")).await.unwrap()),
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(service.call(deploy("alice", "prod")).await.unwrap()),
+        StatusCode::FORBIDDEN
+    );
+    // The provider failed for bob: the attribute is unknown, and unknown never grants.
+    assert_eq!(
+        status(service.call(deploy("bob", "staging")).await.unwrap()),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "only alice's staging deploy got through"
+    );
+    let denied: Vec<AuditEvent> = audit
+        .events()
+        .into_iter()
+        .filter(|e| e.outcome == Some("deny"))
+        .collect();
+    assert_eq!(denied.len(), 2);
+    assert_eq!(denied[1].subject.as_deref(), Some("bob"));
+    let reason = denied[1].reason.as_deref().unwrap();
+    assert!(
+        reason.contains("unknown: `directory.team` (provider failed: directory unreachable)"),
+        "{reason}"
+    );
+}
