@@ -107,6 +107,10 @@ where
             }
         },
     };
+    // The server gets the verified principal, not the credential: a handler cannot pass the
+    // client's token on to another service (the MCP spec forbids token passthrough), and the
+    // inner service's logs cannot show it.
+    parts.headers.remove(header::AUTHORIZATION);
     parts
         .extensions
         .insert::<Principal>(caller.subject.principal().clone());

@@ -16,7 +16,8 @@
 //! - records every decision and authentication failure as an [`AuditEvent`];
 //! - puts the [`Principal`] (and, for a single message, its [`Decision`]) into the request's
 //!   extensions. rmcp hands handlers the request's `http::request::Parts`, so a tool reads
-//!   `parts.extensions.get::<Principal>()`.
+//!   `parts.extensions.get::<Principal>()`. The `Authorization` header itself is removed: the
+//!   server never sees the client's token, so it cannot pass it on.
 //!
 //! Not covered: the layer does not check `Host`/`Origin` (rmcp's service does), rate-limit, or
 //! serve the Protected Resource Metadata document; it names its URL in challenges. Tasks

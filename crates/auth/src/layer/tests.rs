@@ -32,6 +32,7 @@ struct Seen {
     principal: Option<String>,
     decision: Option<Verdict>,
     length: Option<usize>,
+    authorization: bool,
 }
 
 type Answer = Arc<dyn Fn(&str) -> Response<Body> + Send + Sync>;
@@ -68,6 +69,7 @@ impl tower_service::Service<Request<Body>> for Recorder {
                     .get::<Principal>()
                     .map(|p| p.subject.clone()),
                 decision: parts.extensions.get::<Decision>().map(|d| d.verdict),
+                authorization: parts.headers.contains_key(header::AUTHORIZATION),
                 length: parts
                     .headers
                     .get(header::CONTENT_LENGTH)
@@ -388,6 +390,10 @@ async fn an_allowed_call_carries_the_principal_and_decision_in_extensions() {
     assert_eq!(seen[0].body, body, "the original bytes are forwarded");
     assert_eq!(seen[0].principal.as_deref(), Some("alice"));
     assert_eq!(seen[0].decision, Some(Verdict::Allow));
+    assert!(
+        !seen[0].authorization,
+        "the client's token is not passed on"
+    );
     let d = h.events("decision");
     assert_eq!(d[0].outcome, Some("allow"));
     assert_eq!(d[0].reason_kind, Some("granted"));
@@ -797,4 +803,101 @@ async fn abac_on_a_tool_argument_with_provider_attributes() {
         reason.contains("unknown: `directory.team` (provider failed: directory unreachable)"),
         "{reason}"
     );
+}
+
+/// An authenticator whose revocation store is down.
+struct StoreDown;
+
+impl super::Authenticate for StoreDown {
+    fn authenticate(
+        &self,
+        _: &str,
+        _: i64,
+    ) -> Result<Arc<crate::token::VerifiedToken>, crate::token::AuthnError> {
+        Err(crate::store::StoreError("connection refused".into()).into())
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_503_never_an_allow() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut service = AuthLayer::builder()
+        .authenticator(StoreDown)
+        .authorizer(AuthorizerBuilder::new().build().unwrap())
+        .resource_metadata(PRM)
+        .audit(Arc::new(MemorySink::new()))
+        .build()
+        .unwrap()
+        .layer(Recorder {
+            seen: seen.clone(),
+            answer: Arc::new(echo_ok),
+        });
+    let req = Request::post("/mcp")
+        .header(header::AUTHORIZATION, "Bearer whatever")
+        .body(Body::from(call(1, "echo")))
+        .unwrap();
+    let r = service.call(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["code"], -31503);
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+/// Collects everything tracing writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn neither_the_token_nor_argument_values_reach_logs_or_audit() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut h = harness(echo_ok);
+    let alice = token("alice", &["reader"]);
+    let secret_arg = "s3cr3t-argument-value";
+    for tool in ["echo", "deploy"] {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": tool, "arguments": {"text": secret_arg}}});
+        h.post(Some(&alice), None, &body.to_string()).await;
+    }
+    let mut tampered = alice.clone();
+    tampered.push('x');
+    h.post(Some(&tampered), None, &call(2, "echo")).await;
+    let audit = h
+        .audit
+        .events()
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("Request denied"), "the capture works: {logs}");
+    assert!(audit.contains("authn_failed"), "{audit}");
+    for (what, text) in [("logs", &logs), ("audit", &audit)] {
+        let payload = alice.split('.').nth(1).unwrap();
+        assert!(!text.contains(payload), "the token is in the {what}");
+        assert!(
+            !text.contains(&alice[alice.len() - 20..]),
+            "the signature is in the {what}"
+        );
+        assert!(
+            !text.contains(secret_arg),
+            "an argument value is in the {what}"
+        );
+    }
 }
