@@ -213,11 +213,6 @@ pub fn anonymous(rules: &Rules, headers: &HeaderMap, body: &[u8]) -> Option<Call
 pub use mcp_guard_auth::respond::{json_rpc_error, unavailable};
 
 impl Gateway {
-    /// `resource_metadata="..."` plus optional parts, for `WWW-Authenticate`.
-    pub fn challenge(&self, error: Option<&str>, scope: Option<&str>) -> HeaderValue {
-        mcp_guard_auth::respond::challenge(&self.resource_metadata_url, error, scope)
-    }
-
     /// 401: no credential (a plain challenge) or an invalid one (`error="invalid_token"`).
     pub fn unauthorized(&self, error: Option<&str>) -> Response {
         let rules = self.rules();
