@@ -115,8 +115,19 @@ where
         .extensions
         .insert::<Principal>(caller.subject.principal().clone());
     if parts.method != Method::POST {
+        // Streamable HTTP has only POST, GET and DELETE, and only POST carries messages: any
+        // other method, or a body on GET or DELETE, would reach the server unauthorized.
+        if parts.method != Method::GET && parts.method != Method::DELETE {
+            return Ok(Response::builder()
+                .status(StatusCode::METHOD_NOT_ALLOWED)
+                .header(header::ALLOW, "GET, POST, DELETE")
+                .body(Body::empty())
+                .unwrap_or_default());
+        }
+        drop(body);
+        parts.headers.remove(header::CONTENT_LENGTH);
         let deleting = parts.method == Method::DELETE;
-        let request = Request::from_parts(parts, Body::new(body));
+        let request = Request::from_parts(parts, Body::empty());
         let response = inner.call(request).await?;
         if deleting
             && response.status().is_success()

@@ -19,9 +19,13 @@
 //!   `parts.extensions.get::<Principal>()`. The `Authorization` header itself is removed: the
 //!   server never sees the client's token, so it cannot pass it on.
 //!
-//! Not covered: the layer does not check `Host`/`Origin` (rmcp's service does), rate-limit, or
-//! serve the Protected Resource Metadata document; it names its URL in challenges. Tasks
-//! (`tasks/get|result|cancel`) are denied, since the layer does not track task owners.
+//! Methods other than POST, GET and DELETE get 405, and a GET or DELETE body is dropped: only
+//! POST carries messages, and only authorized ones.
+//!
+//! Not covered: the layer does not check `Host`/`Origin` (rmcp's service does), rate-limit,
+//! serve the Protected Resource Metadata document (it names its URL in challenges), or answer
+//! CORS preflights (put a CORS layer outside it). Tasks (`tasks/get|result|cancel`) are denied,
+//! since the layer does not track task owners.
 //!
 //! ```no_run
 //! # use std::sync::Arc;

@@ -901,3 +901,22 @@ async fn neither_the_token_nor_argument_values_reach_logs_or_audit() {
         );
     }
 }
+
+#[tokio::test]
+async fn only_post_carries_messages_to_the_service() {
+    let mut h = harness(echo_ok);
+    let alice = token("alice", &["reader"]);
+    let put = Request::put("/mcp")
+        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
+        .body(Body::from(call(1, "deploy")))
+        .unwrap();
+    assert_eq!(h.send(put).await.status, StatusCode::METHOD_NOT_ALLOWED);
+    let get = Request::get("/mcp")
+        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
+        .body(Body::from(call(1, "deploy")))
+        .unwrap();
+    assert_eq!(h.send(get).await.status, StatusCode::OK);
+    let seen = h.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body, "", "a GET's body is not passed on");
+}
