@@ -5,7 +5,8 @@
 //! Run with
 //! `WHOAMI_SECRET=$(openssl rand -hex 32) cargo run -p mcp-guard-auth --example whoami`,
 //! then call `http://127.0.0.1:8000/mcp` with an HS256 token signed with that secret, with
-//! `iss` `https://idp.example`, `aud` `http://127.0.0.1:8000/mcp` and `roles: ["reader"]` (only `whoami`) or `["admin"]` (every tool).
+//! `iss` `https://idp.example`, `aud` `http://127.0.0.1:8000/mcp` and `roles: ["reader"]` (only
+//! `whoami`) or `["admin"]` (every tool).
 
 use std::env;
 use std::sync::Arc;

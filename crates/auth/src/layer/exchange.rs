@@ -439,7 +439,10 @@ fn bind<ResB>(
     let id = response.headers().get(SESSION_HEADER)?.to_str().ok()?;
     let bound = shared.sessions.bind(id, caller.owner.clone());
     if bound.is_none() {
-        tracing::warn!(target: "mcp_guard::authz", "the inner service reused another principal's session id");
+        tracing::warn!(
+            target: "mcp_guard::authz",
+            "the inner service reused another principal's session id"
+        );
     }
     bound
 }

@@ -268,7 +268,10 @@ impl http_body::Body for FilteredSse {
                 Ok(out) => return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out))))),
                 Err(_) => {
                     // An event too large to filter is not passed on unfiltered: the stream ends.
-                    tracing::warn!(target: "mcp_guard::authz", "SSE event too large to filter; stream closed");
+                    tracing::warn!(
+                        target: "mcp_guard::authz",
+                        "SSE event too large to filter; stream closed"
+                    );
                     return Poll::Ready(None);
                 }
             }

@@ -30,7 +30,8 @@
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use mcp_guard_auth::layer::AuthLayer;
-//! # fn demo(authn: mcp_guard_auth::token::TokenAuthenticator, authorizer: mcp_guard_core::Authorizer)
+//! # use mcp_guard_auth::token::TokenAuthenticator;
+//! # fn demo(authn: TokenAuthenticator, authorizer: mcp_guard_core::Authorizer)
 //! # -> Result<(), mcp_guard_auth::layer::BuildError> {
 //! let layer = AuthLayer::builder()
 //!     .authenticator(authn)
