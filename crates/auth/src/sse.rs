@@ -165,8 +165,8 @@ impl SseRewriter {
         Ok(out)
     }
 
-    /// The bytes after the last complete event, at the end of the stream (an unfinished event is
-    /// never dispatched by a client, so passing it on unchanged reveals nothing).
+    /// The bytes after the last complete event: an unfinished event, which a client never
+    /// dispatches (the layer drops it rather than pass on what it could not filter).
     pub fn finish(&self) -> &[u8] {
         self.splitter.rest()
     }
