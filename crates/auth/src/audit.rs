@@ -211,6 +211,37 @@ impl Write for RotatingFile {
     }
 }
 
+/// Writes each event as one `info` event on the `mcp_guard::audit` tracing target, its JSON
+/// line in the `audit` field: the default of the [`crate::layer::AuthLayer`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracingSink;
+
+impl AuditSink for TracingSink {
+    fn record(&self, event: &AuditEvent) {
+        if let Ok(line) = serde_json::to_string(event) {
+            tracing::info!(target: "mcp_guard::audit", audit = %line, "audit");
+        }
+    }
+}
+
+/// The current wall-clock time in Unix milliseconds.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl AuditEvent {
+    /// An event named `event`, stamped now.
+    pub fn now(event: &'static str) -> Self {
+        AuditEvent {
+            time: rfc3339_millis(now_millis()),
+            event,
+            ..AuditEvent::default()
+        }
+    }
+}
+
 /// Keeps events in memory (tests, `--json` summaries).
 #[derive(Default)]
 pub struct MemorySink {

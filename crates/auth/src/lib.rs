@@ -1,5 +1,7 @@
 //! Authentication for mcp-guard: verifying and issuing JWTs, refresh rotation, revocation, the
-//! state store, the audit sink and the attribute providers ABAC reads.
+//! state store, the audit sink and the attribute providers ABAC reads; and [`layer::AuthLayer`],
+//! the tower layer that puts all of it, with the core's authorization, in front of a Rust MCP
+//! server (rmcp's `StreamableHttpService`).
 //!
 //! Guarantees:
 //! - A credential that is present but invalid fails with a typed reason; it never falls through
@@ -11,12 +13,17 @@
 //!   [`Fingerprint`] (a short hash) instead.
 //! - An attribute provider that fails makes its attributes unknown, never empty: it can only take
 //!   access away.
+//! - [`layer::AuthLayer`] cannot be built without an authenticator and an authorizer; no
+//!   credential is a 401, and a message the authorizer denied never reaches the inner service.
 
 pub mod attributes;
 pub mod audit;
 pub mod clients;
 pub mod endpoints;
 mod fingerprint;
+pub mod layer;
+pub mod respond;
+pub mod sse;
 pub mod store;
 pub mod token;
 

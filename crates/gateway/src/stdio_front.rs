@@ -472,7 +472,10 @@ impl Front {
         }
         let Some(permitted) = permitted else {
             if is_request {
-                let (code, text) = common::denial_error(self.deny_mode, &decision);
+                let (code, text) = mcp_guard_auth::respond::denial_error(
+                    &decision,
+                    self.deny_mode == DenyMode::Hide,
+                );
                 return self
                     .write(common::error_line(request_id.as_ref(), code, &text))
                     .await;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::claims::{Claims, Item, Payload, REGISTERED, Text, parse_payload, payload_text};
-use super::keys::{KeyLookup, KeySet, alg_name, parse_alg};
+use super::keys::{KeyLookup, KeySet, VerifyKey, alg_name, parse_alg};
 use super::scan::Scan;
 
 /// The largest token accepted by default, in bytes.
@@ -146,6 +146,30 @@ pub struct IssuerPolicy {
     pub required_typ: Option<String>,
     /// Where roles live in the claims (`roles`, or a dotted path like `realm_access.roles`).
     pub roles_claim: String,
+}
+
+impl IssuerPolicy {
+    /// An external issuer with one verification key: tokens must carry `iss` equal to `issuer`,
+    /// name `audience` in `aud`, and be signed with the key's algorithm (the configured key
+    /// fixes it, never the token's header); roles are read from the `roles` claim.
+    pub fn external(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        key: VerifyKey,
+    ) -> Self {
+        let algorithms = vec![key.alg()];
+        let mut keys = KeySet::new();
+        keys.insert(key);
+        IssuerPolicy {
+            issuer: issuer.into(),
+            own: false,
+            audiences: vec![audience.into()],
+            algorithms,
+            keys,
+            required_typ: None,
+            roles_claim: "roles".into(),
+        }
+    }
 }
 
 /// Verifies bearer tokens against configured issuers.

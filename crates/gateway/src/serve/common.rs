@@ -1,37 +1,11 @@
-//! Pieces of the MCP message path that the HTTP gateway and the stdio front share: how a denial
-//! reads, what an audit line of a decision holds, and small probes of a message's bytes.
+//! Pieces of the MCP message path that the HTTP gateway and the stdio front share: what an audit
+//! line of a decision holds, and small probes of a message's bytes.
 
 use mcp_guard_auth::audit::{AuditEvent, AuditSink};
-use mcp_guard_core::{Decision, Message, Operation, Principal, RequestId, codes};
+use mcp_guard_core::{Decision, Message, Operation, Principal, RequestId};
 use serde_json::Value;
 
-use crate::config::DenyMode;
 use crate::tokens::event;
-
-/// The JSON-RPC error for a denial: -31003 naming the permission, or -32602 when hiding.
-pub fn denial_error(deny_mode: DenyMode, decision: &Decision) -> (i32, String) {
-    if deny_mode == DenyMode::Hide
-        && let Some(p) = &decision.permission
-    {
-        let what = match p.domain {
-            "tools" => Some("tool"),
-            "prompts" => Some("prompt"),
-            "resources" => Some("resource"),
-            _ => None,
-        };
-        if let Some(what) = what {
-            return (
-                codes::INVALID_PARAMS,
-                format!("Unknown {what}: {}", p.target),
-            );
-        }
-    }
-    let message = match &decision.permission {
-        Some(p) => format!("Forbidden: missing permission {p}"),
-        None => format!("Forbidden: {}", decision.explain()),
-    };
-    (codes::FORBIDDEN, message)
-}
 
 /// The tool, prompt, resource or task a message names, for the audit line.
 pub fn target_of(op: &Operation) -> Option<String> {

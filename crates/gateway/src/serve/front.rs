@@ -14,7 +14,7 @@ use mcp_guard_auth::audit::AuditEvent;
 use mcp_guard_auth::endpoints::ClientAddr;
 use mcp_guard_auth::token::{AuthnError, VerifiedToken, bearer_token};
 use mcp_guard_core::Subject;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::sessions::Owner;
 use super::{Gateway, Refusal, Rules};
@@ -209,61 +209,18 @@ pub fn anonymous(rules: &Rules, headers: &HeaderMap, body: &[u8]) -> Option<Call
     })
 }
 
-/// 503 with -31503: the gateway cannot decide, so it does not allow.
-pub fn unavailable(why: &str) -> Response {
-    json_rpc_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        None,
-        mcp_guard_core::codes::UNAVAILABLE,
-        &format!("Service unavailable: {why}"),
-    )
-}
-
-/// A JSON-RPC error response with an HTTP status.
-pub fn json_rpc_error(status: StatusCode, id: Option<Value>, code: i32, message: &str) -> Response {
-    let body = json!({"jsonrpc": "2.0", "id": id.unwrap_or(Value::Null), "error": {"code": code, "message": message}});
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
+// The answers of DESIGN.md section 8 live in the auth crate, shared with its tower layer.
+pub use mcp_guard_auth::respond::{json_rpc_error, unavailable};
 
 impl Gateway {
-    /// `resource_metadata="..."` plus optional parts, for `WWW-Authenticate`.
-    pub fn challenge(&self, error: Option<&str>, scope: Option<&str>) -> HeaderValue {
-        let mut v = String::from("Bearer ");
-        if let Some(e) = error {
-            v.push_str(&format!("error=\"{e}\", "));
-        }
-        v.push_str(&format!(
-            "resource_metadata=\"{}\"",
-            self.resource_metadata_url
-        ));
-        if let Some(s) = scope.filter(|s| !s.is_empty()) {
-            v.push_str(&format!(", scope=\"{s}\""));
-        }
-        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
-    }
-
     /// 401: no credential (a plain challenge) or an invalid one (`error="invalid_token"`).
     pub fn unauthorized(&self, error: Option<&str>) -> Response {
         let rules = self.rules();
-        let scope = rules.challenge_scope.as_str();
-        let mut response = json_rpc_error(
-            StatusCode::UNAUTHORIZED,
-            None,
-            mcp_guard_core::codes::INVALID_REQUEST,
-            match error {
-                None => "Unauthorized: a bearer token is required",
-                Some(_) => "Unauthorized: the bearer token is not valid",
-            },
-        );
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, self.challenge(error, Some(scope)));
-        response
+        mcp_guard_auth::respond::unauthorized(
+            &self.resource_metadata_url,
+            error,
+            &rules.challenge_scope,
+        )
     }
 
     fn audit_authn_failure(

@@ -31,6 +31,7 @@ use super::metrics;
 use super::routing::{self, Era, MODERN, RoutingError};
 use super::session::{Pending, Session, short};
 use super::{Gateway, Refusal, Rules};
+use crate::config::DenyMode;
 use crate::tokens::now_unix;
 
 /// The protocol revisions the gateway speaks.
@@ -391,35 +392,19 @@ fn decision_event(x: &Exchange, session: &Session, message: &Message) -> AuditEv
 /// The answer to a denied message that stands alone: 403 with a challenge naming the scopes that
 /// would grant it, or the hidden-item error.
 fn denied(gw: &Gateway, rules: &Rules, decision: &Decision, id: Option<&RequestId>) -> Response {
-    let (code, message) = denial_error(rules, decision);
-    let id = id.map(RequestId::to_value);
-    if code == codes::INVALID_PARAMS {
-        // Hidden: answered as the upstream answers an unknown name.
-        return json_rpc_error(StatusCode::OK, id, code, &message);
-    }
-    let scopes = decision
-        .permission
-        .as_ref()
-        .map(|p| {
-            let env = Environment::default();
-            let attrs = ProvidedAttributes::new();
-            rules
-                .authorizer
-                .scopes_granting(p, &Context::new(&env, &attrs))
-                .join(" ")
-        })
-        .unwrap_or_default();
-    let mut r = json_rpc_error(StatusCode::FORBIDDEN, id, code, &message);
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        gw.challenge(Some("insufficient_scope"), Some(&scopes)),
-    );
-    r
+    let scopes = mcp_guard_auth::respond::granting_scopes(&rules.authorizer, decision);
+    mcp_guard_auth::respond::denied(
+        &gw.resource_metadata_url,
+        decision,
+        rules.deny_mode == DenyMode::Hide,
+        id.map(RequestId::to_value),
+        &scopes,
+    )
 }
 
 /// The JSON-RPC error for a denial: -31003 naming the permission, or -32602 when hiding.
 fn denial_error(rules: &Rules, decision: &Decision) -> (i32, String) {
-    common::denial_error(rules.deny_mode, decision)
+    mcp_guard_auth::respond::denial_error(decision, rules.deny_mode == DenyMode::Hide)
 }
 
 async fn forward_one_way(

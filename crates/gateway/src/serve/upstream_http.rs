@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
+use mcp_guard_auth::sse::SseParser;
 use mcp_guard_core::RequestId;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -326,123 +327,12 @@ async fn read_body(response: reqwest::Response) -> Option<Bytes> {
 /// Reads an SSE body, handing each event's data to `on_event` (events without data, such as
 /// priming events, are skipped). Stops at the end of the body or an oversized event.
 async fn read_events(response: reqwest::Response, mut on_event: impl FnMut(&[u8])) {
-    let mut parser = SseParser::default();
+    let mut parser = SseParser::new(MAX_MESSAGE_BYTES);
     let mut chunks = response.bytes_stream();
     while let Some(Ok(chunk)) = chunks.next().await {
         if parser.feed(&chunk, &mut on_event).is_err() {
             tracing::warn!("upstream SSE event too large; stream dropped");
             return;
         }
-    }
-}
-
-/// An incremental `text/event-stream` parser that keeps only `data` fields.
-#[derive(Default)]
-struct SseParser {
-    line: Vec<u8>,
-    data: Vec<u8>,
-    has_data: bool,
-}
-
-struct TooLarge;
-
-impl SseParser {
-    fn feed(&mut self, mut chunk: &[u8], on_event: &mut impl FnMut(&[u8])) -> Result<(), TooLarge> {
-        while let Some(end) = memchr::memchr(b'\n', chunk) {
-            let (head, rest) = (&chunk[..end], &chunk[end + 1..]);
-            if self.line.is_empty() {
-                self.line_done(head, on_event)?;
-            } else {
-                // A line split across chunks: complete it in the carry-over buffer.
-                self.line.extend_from_slice(head);
-                let line = std::mem::take(&mut self.line);
-                let done = self.line_done(&line, on_event);
-                self.line = line;
-                self.line.clear();
-                done?;
-            }
-            chunk = rest;
-        }
-        self.line.extend_from_slice(chunk);
-        if self.line.len() > MAX_MESSAGE_BYTES {
-            return Err(TooLarge);
-        }
-        Ok(())
-    }
-
-    /// One complete line, without its `\n`.
-    fn line_done(&mut self, line: &[u8], on_event: &mut impl FnMut(&[u8])) -> Result<(), TooLarge> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            if self.has_data {
-                on_event(&self.data);
-            }
-            self.data.clear();
-            self.has_data = false;
-            return Ok(());
-        }
-        let Some(value) = line.strip_prefix(b"data") else {
-            return Ok(());
-        };
-        let value = match value {
-            [b':', b' ', rest @ ..] | [b':', rest @ ..] => rest,
-            [] => &[][..],
-            // A field named e.g. `database`.
-            _ => return Ok(()),
-        };
-        if self.has_data {
-            self.data.push(b'\n');
-        }
-        self.data.extend_from_slice(value);
-        // An event whose data is empty (a priming event) is not a message.
-        self.has_data = self.has_data || !self.data.is_empty();
-        if self.data.len() > MAX_MESSAGE_BYTES {
-            return Err(TooLarge);
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn events(chunks: &[&[u8]]) -> Vec<String> {
-        let mut p = SseParser::default();
-        let mut out = Vec::new();
-        for c in chunks {
-            assert!(
-                p.feed(c, &mut |d: &[u8]| out
-                    .push(String::from_utf8_lossy(d).into_owned()))
-                    .is_ok()
-            );
-        }
-        out
-    }
-
-    #[test]
-    fn sse_events_across_chunks_and_line_endings() {
-        assert_eq!(
-            events(&[
-                b"id: 0\nretry: 3000\ndata:\n\n",
-                b"event: message\r\ndata: {\"a\"",
-                b":1}\r\n\r\n: keep-alive\n\ndata: x\ndata: y\n\n"
-            ]),
-            vec!["{\"a\":1}".to_owned(), "x\ny".to_owned()]
-        );
-    }
-
-    #[test]
-    fn sse_events_are_the_same_at_every_split_point() {
-        let stream: &[u8] =
-            b"id: 0\ndata:\n\nevent: message\r\ndata: {\"a\":1}\r\n\r\ndata: x\ndatabase: no\ndata: y\n\n";
-        let whole = events(&[stream]);
-        assert_eq!(whole, vec!["{\"a\":1}".to_owned(), "x\ny".to_owned()]);
-        for cut in 0..=stream.len() {
-            let (a, b) = stream.split_at(cut);
-            assert_eq!(events(&[a, b]), whole, "split at {cut}");
-        }
-        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
-        assert_eq!(events(&bytes), whole);
     }
 }
