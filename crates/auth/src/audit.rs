@@ -121,13 +121,14 @@ impl<W: Write + Send> AuditSink for JsonLines<W> {
             return;
         };
         line.push(b'\n');
-        match self.out.lock() {
-            Ok(mut out) => {
-                if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
-                    tracing::warn!(target: "mcp_guard::audit", error = %e, "audit write failed");
-                }
-            }
-            Err(_) => tracing::warn!(target: "mcp_guard::audit", "audit sink lock poisoned"),
+        // Logged after the lock is released: nothing that can fail runs while it is held.
+        let written = {
+            // A panic elsewhere while holding the lock leaves the writer usable: keep auditing.
+            let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+            out.write_all(&line).and_then(|()| out.flush())
+        };
+        if let Err(e) = written {
+            tracing::warn!(target: "mcp_guard::audit", error = %e, "audit write failed");
         }
     }
 }
@@ -299,6 +300,40 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fails every write, as a full disk does, and counts the attempts.
+    struct Full(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(std::io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_or_poisoned_writer_never_stops_later_lines() {
+        let tries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sink = std::sync::Arc::new(JsonLines::new(Full(tries.clone())));
+        let e = AuditEvent {
+            event: "decision",
+            ..AuditEvent::default()
+        };
+        sink.record(&e);
+        // A panic while the lock is held (elsewhere) poisons it; later lines are still tried.
+        let poisoner = sink.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.out.lock();
+            panic!("poison the sink's lock");
+        })
+        .join();
+        assert!(sink.out.is_poisoned());
+        sink.record(&e);
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn times() {

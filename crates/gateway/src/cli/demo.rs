@@ -16,6 +16,7 @@ pub fn run(cmd: DemoCommand) -> Exit {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -41,9 +41,13 @@ pub fn run(args: &ServeArgs) -> Exit {
 pub(super) fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A log write that fails (a full disk behind a redirected stderr) is dropped: the
+    // subscriber would otherwise report it with `eprintln!`, which panics on the same failure
+    // and takes the logging task (and any lock it holds) down with it.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
