@@ -554,6 +554,35 @@ mod tests {
     }
 
     #[test]
+    fn registered_names_and_nothing_else() {
+        for (i, name) in REGISTERED.iter().enumerate() {
+            assert_eq!(registered(name).map(usize::from), Some(i), "{name}");
+            // Near misses: a byte more or less, at either end, a NUL, another case.
+            for other in [
+                format!("{name}\0"),
+                format!("\0{name}"),
+                format!("{name}x"),
+                name[1..].to_owned(),
+                name[..name.len() - 1].to_owned(),
+                name.to_uppercase(),
+            ] {
+                assert_eq!(registered(&other), None, "{other:?}");
+            }
+        }
+        for other in [
+            "",
+            "\0",
+            "\0\0\0",
+            "roles",
+            "metadata",
+            "client_ix",
+            "Permissions",
+        ] {
+            assert_eq!(registered(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
     fn every_registered_claim_is_recognised_once() {
         for (i, name) in REGISTERED.iter().enumerate() {
             // Twice is refused only if the parse knows the name as registered (an unregistered

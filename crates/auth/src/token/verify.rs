@@ -253,12 +253,8 @@ impl Verifier {
     }
 
     fn check_parts(&self, token: &str, now: i64, usage: Use) -> Result<VerifiedToken, TokenError> {
-        // Plain loops: the dots are a few dozen bytes from either end, closer than the generic
-        // searches of `str::find` and `rfind` pay off (measured).
-        let bytes = token.as_bytes();
-        let first = bytes.iter().position(|&b| b == b'.');
-        let last = bytes.iter().rposition(|&b| b == b'.');
-        let (Some(first), Some(last)) = (first, last) else {
+        let (Some(first), Some(last)) = (first_dot(token.as_bytes()), last_dot(token.as_bytes()))
+        else {
             return Err(TokenError::Malformed("expected three dot-separated parts"));
         };
         let (h64, p64, s64) = match (token.get(..first), token.get(first + 1..last)) {
@@ -460,6 +456,57 @@ enum Use {
 /// Room for a JOSE header on the stack: ours are under 100 bytes decoded; a larger one still
 /// decodes, into the heap. Small, as it is zeroed on every call.
 const HEADER_STACK_BYTES: usize = 128;
+
+/// One bit per byte of `word`, the byte's high bit, set exactly where the byte is `.`.
+#[inline]
+fn dots(word: [u8; 8]) -> u64 {
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+    let x = u64::from_le_bytes(word) ^ u64::from_ne_bytes([b'.'; 8]);
+    // A byte of `x` is zero when adding 0x7f to its low seven bits carries nothing into its high
+    // bit and that bit is clear. No carry crosses into the next byte, so, unlike the quicker test
+    // in `scan`, no other byte is ever marked: `last_dot` relies on the highest mark being real.
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// The index of the first `.`, eight bytes at a time. The header before it is a few dozen bytes;
+/// finding the dots was about 3% of an HS256 verification byte by byte (perf).
+#[inline]
+fn first_dot(bytes: &[u8]) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut start = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let hits = dots(word);
+        if hits != 0 {
+            // Little-endian: the lowest set bit is the first byte.
+            return Some(start + (hits.trailing_zeros() / 8) as usize);
+        }
+        start += 8;
+    }
+    let rest = chunks.remainder().iter().position(|&b| b == b'.');
+    rest.map(|i| start + i)
+}
+
+/// The index of the last `.`, eight bytes at a time from the end (the signature after it is a
+/// few dozen bytes for HMAC, ECDSA and EdDSA).
+#[inline]
+fn last_dot(bytes: &[u8]) -> Option<usize> {
+    let mut chunks = bytes.rchunks_exact(8);
+    let mut start = bytes.len();
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let hits = dots(word);
+        start -= 8;
+        if hits != 0 {
+            // The highest set bit is in the last byte that matched.
+            return Some(start + (63 - hits.leading_zeros()) as usize / 8);
+        }
+    }
+    // What is left is the front of `bytes`, shorter than eight.
+    chunks.remainder().iter().rposition(|&b| b == b'.')
+}
 
 /// Maps verified claims to a principal (DESIGN.md section 3), moving what it keeps (attributes,
 /// permissions) out of `payload` rather than copying it.
@@ -845,6 +892,29 @@ mod tests {
 
     fn one(v: &str) -> Result<Option<&str>, TokenError> {
         bearer_token([v.as_bytes()].into_iter())
+    }
+
+    #[test]
+    fn dots_are_found_from_either_end() {
+        for len in 0..40 {
+            for a in 0..=len {
+                for b in a..=len {
+                    // Bytes next to `.` in ASCII, one sharing its low seven bits, one off by a bit.
+                    let mut bytes: Vec<u8> = (0..len)
+                        .map(|i| [b'x', b'-', b'/', b'.' | 0x80, b'.' ^ 1][i % 5])
+                        .collect();
+                    for at in [a, b] {
+                        if let Some(byte) = bytes.get_mut(at) {
+                            *byte = b'.';
+                        }
+                    }
+                    let first = bytes.iter().position(|&c| c == b'.');
+                    let last = bytes.iter().rposition(|&c| c == b'.');
+                    assert_eq!(first_dot(&bytes), first, "{len} {a} {b}");
+                    assert_eq!(last_dot(&bytes), last, "{len} {a} {b}");
+                }
+            }
+        }
     }
 
     #[test]
