@@ -206,52 +206,93 @@ impl<'a> Item<'a> {
 
 /// Parses a decoded payload (see the module documentation for what is refused).
 pub(super) fn parse_payload(json: &str) -> Result<Payload<'_>, PayloadError> {
-    match parse_plain(json) {
-        Some(p) => Ok(p),
-        None => parse_with_serde(json),
+    // Filled in place, so the large struct is not moved through an `Option` on the way out.
+    let mut p = Payload::default();
+    if plain_into(json, &mut p).is_some() {
+        return Ok(p);
     }
+    parse_with_serde(json)
 }
 
-/// The fast path: a payload entirely in the scanner's subset (see `scan`), read without serde.
-/// `None` for anything else, including what must be refused; the serde path decides those.
+/// The fast path on its own, for tests: `None` where it gives up.
+#[cfg(test)]
 fn parse_plain(json: &str) -> Option<Payload<'_>> {
+    let mut p = Payload::default();
+    plain_into(json, &mut p)?;
+    Some(p)
+}
+
+/// The fast path: a payload entirely in the scanner's subset (see `scan`), read without serde
+/// into `p`. `None` for anything else, including what must be refused (then `p` holds part of
+/// the payload and is to be dropped); the serde path decides those.
+fn plain_into<'a>(json: &'a str, p: &mut Payload<'a>) -> Option<()> {
     let mut s = Scan::new(json);
     s.ws();
-    let mut p = Payload::default();
     let mut seen: u16 = 0;
-    s.object(|s, key| match registered(key) {
-        // Straight to the owned strings the principal keeps, with no list of items between.
-        Some(PERMISSIONS) if s.peek() == Some(b'[') => {
-            let mut strings = Vec::new();
-            s.elements(|s| {
-                if let Scalar::Str(perm) = s.scalar()? {
-                    strings.push(perm.to_owned());
-                }
-                Some(())
-            })?;
-            p.set(&mut seen, PERMISSIONS, Item::Other)?;
-            p.permissions = strings;
-            Some(())
-        }
-        Some(bit) => {
-            let item = match s.scalar() {
-                Some(scalar) => Item::from(scalar),
-                // Not a scalar: a list of scalars (`aud`, `permissions`, `scp`), or give up.
-                None => Item::List(s.array(|s| s.scalar().map(Item::from))?),
-            };
-            p.set(&mut seen, bit, item)
-        }
-        None => {
+    s.object(|s, key| {
+        let Some(bit) = registered(key) else {
             // One lookup for both the repeat check and the insert.
             let serde_json::map::Entry::Vacant(slot) = p.extra.entry(key) else {
                 return None;
             };
             // Depth 1 is the payload object itself.
             slot.insert(s.value(1)?);
-            Some(())
+            return Some(());
+        };
+        if seen & (1 << bit) != 0 {
+            return None;
         }
+        seen |= 1 << bit;
+        // Each claim goes straight to its field, with the conversion `Payload::set` applies on
+        // the serde path; a text claim that is a string needs no `Item` in between.
+        match bit {
+            0 => p.iss = plain_text(s)?,
+            1 => p.sub = plain_text(s)?,
+            2 => p.aud = Some(plain_item(s)?),
+            3 => p.exp = Some(plain_item(s)?),
+            4 => p.nbf = Some(plain_item(s)?),
+            5 => drop(plain_item(s)?),
+            6 => p.jti = plain_text(s)?,
+            7 => p.client_id = plain_text(s)?,
+            8 => p.scope = Some(plain_item(s)?),
+            9 => p.scp = Some(plain_item(s)?),
+            // Straight to the owned strings the principal keeps, with no list of items between.
+            PERMISSIONS if s.peek() == Some(b'[') => {
+                let mut strings = Vec::new();
+                s.elements(|s| {
+                    if let Scalar::Str(perm) = s.scalar()? {
+                        strings.push(perm.to_owned());
+                    }
+                    Some(())
+                })?;
+                p.permissions = strings;
+            }
+            PERMISSIONS => p.permissions = plain_item(s)?.strings(),
+            11 => p.kind = plain_text(s)?,
+            _ => p.fam = plain_text(s)?,
+        }
+        Some(())
     })?;
-    s.at_end().then_some(p)
+    s.at_end().then_some(())
+}
+
+/// A registered claim's value in the scanner's subset: a scalar, or an array of scalars.
+#[inline]
+fn plain_item<'a>(s: &mut Scan<'a>) -> Option<Item<'a>> {
+    match s.scalar() {
+        Some(scalar) => Some(Item::from(scalar)),
+        None => s.array(|s| s.scalar().map(Item::from)).map(Item::List),
+    }
+}
+
+/// A text claim: the string, or `Some(None)` for a value of another type (which counts as
+/// absent, as `Item::into_text` has it).
+#[inline]
+fn plain_text<'a>(s: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
+    if s.peek() == Some(b'"') {
+        return s.string().map(|t| Some(Cow::Borrowed(t)));
+    }
+    plain_item(s).map(Item::into_text)
 }
 
 /// The serde path: the whole of JSON, with `parse_strict`'s rules.
@@ -510,6 +551,35 @@ mod tests {
         assert_eq!(p.extra.len(), 2);
         assert_eq!(p.extra["realm"]["roles"][0], "r");
         assert_eq!(p.extra["n"], Value::Null);
+    }
+
+    #[test]
+    fn registered_names_and_nothing_else() {
+        for (i, name) in REGISTERED.iter().enumerate() {
+            assert_eq!(registered(name).map(usize::from), Some(i), "{name}");
+            // Near misses: a byte more or less, at either end, a NUL, another case.
+            for other in [
+                format!("{name}\0"),
+                format!("\0{name}"),
+                format!("{name}x"),
+                name[1..].to_owned(),
+                name[..name.len() - 1].to_owned(),
+                name.to_uppercase(),
+            ] {
+                assert_eq!(registered(&other), None, "{other:?}");
+            }
+        }
+        for other in [
+            "",
+            "\0",
+            "\0\0\0",
+            "roles",
+            "metadata",
+            "client_ix",
+            "Permissions",
+        ] {
+            assert_eq!(registered(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 
-use super::verify::decode_b64;
+use super::b64;
 use crate::Fingerprint;
 
 /// The shortest HMAC secret accepted (RFC 7518 section 3.2 wants at least the hash size).
@@ -226,7 +226,7 @@ impl VerifyKey {
         // zeroed on every call.
         let mut buf = [0u8; 128];
         let mut spill = Vec::new();
-        let Some(signature) = decode_b64(signature_b64, &mut buf, &mut spill) else {
+        let Some(signature) = b64::decode(signature_b64, &mut buf, &mut spill) else {
             return false;
         };
         match prepared {

@@ -1,6 +1,7 @@
 //! Tokens: keys, verification, issuing.
 
 pub mod authn;
+mod b64;
 mod claims;
 pub mod grant;
 pub mod issue;
