@@ -248,7 +248,12 @@ impl Link {
             return Err(LinkError::Dead);
         }
         let mut line = Vec::with_capacity(json.len() + 1);
-        line.extend(json.iter().copied().filter(|b| *b != b'\n' && *b != b'\r'));
+        if memchr::memchr2(b'\n', b'\r', json).is_none() {
+            // The usual case, copied whole rather than byte by byte.
+            line.extend_from_slice(json);
+        } else {
+            line.extend(json.iter().copied().filter(|b| *b != b'\n' && *b != b'\r'));
+        }
         match &self.transport {
             Transport::Stdio { writer, .. } => {
                 line.push(b'\n');
