@@ -1,6 +1,7 @@
-//! Attribute providers for ABAC (DESIGN.md section 6): a static file, the token's claims, and an
-//! HTTP service at a configured URL. They run before the core decides, concurrently and under one
-//! deadline; each answer or failure becomes an input to the core ([`ProvidedAttributes`]).
+//! Attribute providers for ABAC (DESIGN.md section 6): a static file, the token's claims, an
+//! HTTP service at a configured URL, and the OpenID Connect userinfo endpoint of the token's own
+//! issuer. They run before the core decides, concurrently and under one deadline; each answer or
+//! failure becomes an input to the core ([`ProvidedAttributes`]).
 //!
 //! Guarantees:
 //! - A failure (timeout, refused connection, non-2xx, bad JSON, an answer that is not an object,
@@ -9,10 +10,13 @@
 //! - The reason recorded is short and fixed in form; it never holds a URL, a token or the body
 //!   of an answer.
 //! - Requests go only to the URL in configuration, never to one named by a request or a token.
+//! - The caller's own token ([`Bearer`]) is sent only by the userinfo provider, and only to the
+//!   endpoint configured for the issuer that signed it.
 
 mod claims;
 mod http;
 mod static_file;
+mod userinfo;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,17 +29,80 @@ use serde_json::Value;
 pub use claims::ClaimsProvider;
 pub use http::{HttpMethod, HttpProvider, HttpSpec};
 pub use static_file::{StaticFileError, StaticFormat, StaticProvider, StaticTable};
+pub use userinfo::{UserinfoProvider, UserinfoSpec};
 
 /// What a provider's `attributes` call returns.
 pub type AttributesFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Value, ProviderError>> + Send + 'a>>;
 
+/// Whom attributes are asked for: the verified principal and, when it authenticated with one,
+/// its own bearer token.
+#[derive(Clone, Copy, Debug)]
+pub struct Asker<'a> {
+    /// The verified principal.
+    pub principal: &'a Principal,
+    /// The bearer token the principal was verified from; `None` for any other credential.
+    pub bearer: Option<Bearer<'a>>,
+}
+
+impl<'a> Asker<'a> {
+    /// A principal with no bearer token at hand.
+    pub fn new(principal: &'a Principal) -> Self {
+        Asker {
+            principal,
+            bearer: None,
+        }
+    }
+
+    /// Adds the bearer token `principal` was verified from, and its `exp` (Unix seconds).
+    pub fn with_bearer(mut self, token: &'a str, exp: i64) -> Self {
+        self.bearer = Some(Bearer { token, exp });
+        self
+    }
+}
+
+impl<'a> From<&'a Principal> for Asker<'a> {
+    fn from(principal: &'a Principal) -> Self {
+        Asker::new(principal)
+    }
+}
+
+/// A caller's own bearer token and its expiry. Its `Debug` shows a fingerprint, never the token.
+#[derive(Clone, Copy)]
+pub struct Bearer<'a> {
+    token: &'a str,
+    exp: i64,
+}
+
+impl<'a> Bearer<'a> {
+    /// The token itself, for the one request that must send it.
+    pub fn expose(&self) -> &'a str {
+        self.token
+    }
+
+    /// Its `exp`, in Unix seconds.
+    pub fn exp(&self) -> i64 {
+        self.exp
+    }
+}
+
+impl std::fmt::Debug for Bearer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Bearer({}, exp {})",
+            crate::Fingerprint::of(self.token.as_bytes()),
+            self.exp
+        )
+    }
+}
+
 /// A source of attributes for a principal, read by policies as `<name>.<path>`.
 pub trait Provider: Send + Sync {
     /// The name its attributes are read under (the policy path's root).
     fn name(&self) -> &str;
-    /// The attributes of `principal` (a JSON object), or why they could not be had.
-    fn attributes<'a>(&'a self, principal: &'a Principal) -> AttributesFuture<'a>;
+    /// The attributes of the asker's principal (a JSON object), or why they could not be had.
+    fn attributes<'a>(&'a self, asker: Asker<'a>) -> AttributesFuture<'a>;
 }
 
 /// Why a provider has no answer. The text is what the decision and the audit line show.
@@ -66,6 +133,14 @@ pub enum ProviderError {
     /// The provider could not be set up (e.g. its HTTP client).
     #[error("not set up: {0}")]
     Setup(String),
+    /// The provider does not apply to this caller (e.g. a userinfo endpoint asked about a token
+    /// of another issuer); the text says why in a few words.
+    #[error("{0}")]
+    NotApplicable(&'static str),
+    /// The answer contradicts the verified identity (a userinfo `sub` that is not the
+    /// principal's subject).
+    #[error("userinfo subject differs")]
+    SubjectDiffers,
 }
 
 /// The providers the loaded policies read, run together before each decision that needs them.
@@ -96,16 +171,16 @@ impl Providers {
         self.list.iter().map(|p| p.name())
     }
 
-    /// Runs every provider for `principal` at once. A provider that has not answered within
+    /// Runs every provider for the asker at once. A provider that has not answered within
     /// `within` is recorded as unavailable, as is one that fails.
-    pub async fn gather(&self, principal: &Principal, within: Duration) -> ProvidedAttributes {
+    pub async fn gather(&self, asker: Asker<'_>, within: Duration) -> ProvidedAttributes {
         let mut out = ProvidedAttributes::new();
         if self.list.is_empty() {
             return out;
         }
         let deadline = tokio::time::Instant::now() + within;
         let runs = self.list.iter().map(|p| async move {
-            let result = match tokio::time::timeout_at(deadline, p.attributes(principal)).await {
+            let result = match tokio::time::timeout_at(deadline, p.attributes(asker)).await {
                 Ok(r) => r,
                 Err(_) => Err(ProviderError::Timeout(within)),
             };
@@ -142,7 +217,7 @@ mod tests {
         fn name(&self) -> &str {
             self.0
         }
-        fn attributes<'a>(&'a self, _: &'a Principal) -> AttributesFuture<'a> {
+        fn attributes<'a>(&'a self, _: Asker<'a>) -> AttributesFuture<'a> {
             Box::pin(std::future::ready(self.1.clone()))
         }
     }
@@ -153,7 +228,7 @@ mod tests {
         fn name(&self) -> &str {
             "slow"
         }
-        fn attributes<'a>(&'a self, _: &'a Principal) -> AttributesFuture<'a> {
+        fn attributes<'a>(&'a self, _: Asker<'a>) -> AttributesFuture<'a> {
             Box::pin(async {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 Ok(json!({"late": true}))
@@ -170,7 +245,9 @@ mod tests {
         ]);
         let alice = Principal::new(None, "alice", AuthMethod::OwnToken);
         let started = std::time::Instant::now();
-        let got = providers.gather(&alice, Duration::from_millis(100)).await;
+        let got = providers
+            .gather(Asker::new(&alice), Duration::from_millis(100))
+            .await;
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "the deadline holds"
@@ -196,7 +273,7 @@ mod tests {
     async fn nothing_to_run_gives_nothing() {
         let alice = Principal::new(None, "alice", AuthMethod::OwnToken);
         let got = Providers::default()
-            .gather(&alice, Duration::from_millis(1))
+            .gather(Asker::new(&alice), Duration::from_millis(1))
             .await;
         assert!(got.is_empty());
     }

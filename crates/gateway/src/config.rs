@@ -757,7 +757,13 @@ fn compile(src: &Source<'_>, raw: RawConfig, base: Option<&Path>) -> Result<Conf
         auth.attribute_timeout.as_ref(),
         &relative,
         &reads,
-        &gateway_secrets,
+        &attributes::Known {
+            gateway_secrets: &gateway_secrets,
+            issuers: &issuers
+                .iter()
+                .map(|x| x.issuer.as_str())
+                .collect::<Vec<_>>(),
+        },
         &mut warnings,
     )?;
     let stdio = serving::stdio(

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mcp_guard_auth::Fingerprint;
+use mcp_guard_auth::attributes::Asker;
 use mcp_guard_auth::audit::AuditSink;
 use mcp_guard_auth::token::{AuthnError, TokenAuthenticator};
 use mcp_guard_core::{
@@ -67,6 +68,8 @@ enum Credential {
     /// A token from the environment, checked again before every message.
     Token {
         token: String,
+        /// Its `exp`, for a userinfo provider's cache.
+        exp: i64,
         authn: TokenAuthenticator,
     },
     /// The configured local identity.
@@ -220,8 +223,9 @@ fn principal(
         }
     };
     let principal = verified.principal.clone();
+    let exp = verified.exp;
     Ok((
-        Credential::Token { token, authn },
+        Credential::Token { token, exp, authn },
         principal,
         Some(fingerprint),
     ))
@@ -523,7 +527,7 @@ impl Front {
     /// Checks the token again (cached; the cache never outlives `exp` and asks the store about
     /// revocation every 30 seconds). The error is the code and message to answer with.
     fn still_valid(&self) -> Result<(), (i32, &'static str)> {
-        let Credential::Token { token, authn } = &self.credential else {
+        let Credential::Token { token, authn, .. } = &self.credential else {
             return Ok(());
         };
         match authn.authenticate(token, now_unix()) {
@@ -645,9 +649,16 @@ impl Front {
         if self.attributes.providers.is_empty() || !attributes::reads_attributes(op) {
             return ProvidedAttributes::new();
         }
+        // The environment's token goes along for a userinfo provider (which sends it only to its
+        // own issuer); the local identity has none.
+        let asker = Asker::new(self.subject.principal());
+        let asker = match &self.credential {
+            Credential::Token { token, exp, .. } => asker.with_bearer(token, *exp),
+            Credential::Local => asker,
+        };
         self.attributes
             .providers
-            .gather(self.subject.principal(), self.attributes.timeout)
+            .gather(asker, self.attributes.timeout)
             .await
     }
 

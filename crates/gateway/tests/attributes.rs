@@ -81,8 +81,18 @@ impl Reply {
 }
 
 fn harness(hr_url: &str) -> Harness {
+    harness_with(
+        &POLICIES.replace("{HR_URL}", hr_url),
+        &[("team.toml", TEAM.to_owned())],
+    )
+}
+
+/// A gateway with these policies and providers, and these files beside its configuration.
+fn harness_with(policies: &str, files: &[(&str, String)]) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("team.toml"), TEAM).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let exe = env!("CARGO_BIN_EXE_mcp-guard");
     let text = format!(
         r#"{policies}
@@ -96,7 +106,6 @@ path = ":memory:"
 command = "{exe}"
 args = ["demo", "stdio"]
 "#,
-        policies = POLICIES.replace("{HR_URL}", hr_url),
     );
     let path = dir.path().join("gw.toml");
     std::fs::write(&path, text).unwrap();
@@ -410,4 +419,140 @@ async fn a_stopped_http_provider_takes_access_away_and_the_audit_says_why() {
         )
         .await;
     assert_allowed(&r);
+}
+
+const IDP: &str = "https://idp.example";
+
+/// `add` only for principals whose identity provider says they are in ops: its userinfo
+/// endpoint, asked with the caller's own token of that issuer.
+const USERINFO_POLICIES: &str = r#"
+[authorization]
+mode = "abac"
+
+[[issuers]]
+issuer = "https://idp.example"
+algorithms = ["EdDSA"]
+jwks_file = "idp.json"
+
+[attributes.idp]
+kind = "userinfo"
+url = "{USERINFO_URL}"
+issuer = "https://idp.example"
+timeout = "300ms"
+# No cache: every call asks, so a stopped endpoint shows at once.
+cache_size = 0
+
+[[policies]]
+id = "ops-only"
+effect = "allow"
+resources = ["tools:add"]
+actions = ["execute"]
+conditions = [{ attribute = "idp.department", operator = "equals", value = "ops" }]
+"#;
+
+/// A userinfo endpoint: `{"sub": "alice", "department": "ops"}` for any bearer token, keeping
+/// every Authorization header it is sent.
+async fn userinfo_service() -> (
+    String,
+    Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/userinfo",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let s = s.clone();
+            async move {
+                let auth = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                s.lock().unwrap().push(auth);
+                (
+                    [(header::CONNECTION, "close")],
+                    axum::Json(json!({"sub": "alice", "department": "ops"})),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/userinfo", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, seen, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userinfo_of_the_tokens_own_issuer_decides_and_a_stopped_endpoint_takes_access_away() {
+    use mcp_guard_auth::token::{Algorithm, SigningKey, keys::jwks};
+
+    let (url, seen, service) = userinfo_service().await;
+    let idp = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let h = harness_with(
+        &USERINFO_POLICIES.replace("{USERINFO_URL}", &url),
+        &[("idp.json", jwks([&idp]).to_string())],
+    );
+    let exp = mcp_guard::tokens::now_unix() + 300;
+    let external = mcp_guard_auth::danger::sign_with(
+        &idp,
+        &json!({"alg": "EdDSA", "kid": idp.kid(), "typ": "at+jwt"}),
+        &json!({"iss": IDP, "sub": "alice", "aud": PUBLIC, "exp": exp}),
+    )
+    .unwrap();
+    let a = h.open(&external).await;
+
+    // The identity provider says ops: allowed, and it was asked with the caller's own token.
+    let r = h.call(&external, &a, "add", json!({"a": 1, "b": 2})).await;
+    assert_allowed(&r);
+    let e = h.last_decision("alice");
+    assert_eq!(e.outcome, Some("allow"));
+    assert_eq!(e.issuer.as_deref(), Some(IDP));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [format!("Bearer {external}")],
+        "one userinfo request, with the caller's token"
+    );
+
+    // The gateway's own token for a subject of the same name is never sent there.
+    let own = h.token("alice");
+    let o = h.open(&own).await;
+    let r = h.call(&own, &o, "add", json!({"a": 1, "b": 2})).await;
+    assert_forbidden(&r, "tools:execute:add");
+    let e = h.last_decision("alice");
+    assert_eq!(e.issuer, None);
+    assert_eq!(e.unknown.len(), 1, "{e:?}");
+    assert_eq!(e.unknown[0].attribute, "idp.department");
+    assert_eq!(
+        e.unknown[0].reason,
+        "provider failed: not a token of this issuer"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "no request for the own token"
+    );
+
+    // The endpoint stops: the allow that needs its attribute no longer applies.
+    service.abort();
+    let _ = service.await;
+    let r = h.call(&external, &a, "add", json!({"a": 1, "b": 2})).await;
+    assert_forbidden(&r, "tools:execute:add");
+    let e = h.last_decision("alice");
+    assert_eq!(e.outcome, Some("deny"));
+    assert_eq!(e.issuer.as_deref(), Some(IDP));
+    assert_eq!(e.reason_kind, Some("no_allow_policy"));
+    assert_eq!(e.unknown.len(), 1, "{e:?}");
+    assert_eq!(e.unknown[0].attribute, "idp.department");
+    assert_eq!(e.unknown[0].reason, "provider failed: cannot connect");
+    assert_eq!(e.unknown[0].policy, "ops-only");
+    // Neither the token nor the endpoint in any audit line.
+    for event in h.audit.events() {
+        let line = serde_json::to_string(&event).unwrap();
+        assert!(!line.contains(&external), "{line}");
+        assert!(!line.contains(&own), "{line}");
+        assert!(!line.contains(&url), "{line}");
+    }
 }

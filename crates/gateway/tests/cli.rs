@@ -384,9 +384,14 @@ fn invalid_configs_are_located() {
             "unknown attribute provider kind `ldap` (key `attributes.team.kind`)",
         ),
         (
-            "attributes-userinfo.toml",
+            "attributes-userinfo-http.toml",
+            "3:7",
+            "invalid userinfo URL `http://idp.example.com/userinfo` (key `attributes.idp.url`)\n  help: the caller's token is sent there: an https URL, or http to 127.0.0.1 or [::1]",
+        ),
+        (
+            "attributes-userinfo-no-issuer.toml",
             "2:8",
-            "the `userinfo` attribute provider is not available yet",
+            "a `userinfo` provider needs `issuer` (key `attributes.idp`)",
         ),
         (
             "attributes-wrong-option.toml",

@@ -722,3 +722,141 @@ fn typescript_sdk_stdio_client_through_the_guard() {
         "a token reached the audit log"
     );
 }
+
+/// A userinfo endpoint on loopback (one answer per connection): alice is in ops. It keeps the
+/// `Authorization` header of every request it is sent.
+fn userinfo_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/userinfo", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = vec![0u8; 16 * 1024];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let auth = head.lines().find_map(|l| {
+                let (name, value) = l.split_once(": ")?;
+                name.eq_ignore_ascii_case("authorization")
+                    .then(|| value.to_owned())
+            });
+            s.lock().unwrap().push(auth.unwrap_or_default());
+            let body = r#"{"sub":"alice","department":"ops"}"#;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+/// The token in `MCP_GUARD_TOKEN` is the credential: a userinfo provider is asked with it. The
+/// local identity has no token, and nothing is sent.
+#[test]
+fn userinfo_is_asked_with_the_environments_token_only() {
+    use mcp_guard_auth::token::{Algorithm, SigningKey, keys::jwks};
+    let (url, seen) = userinfo_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let idp = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    std::fs::write(dir.path().join("idp.json"), jwks([&idp]).to_string()).unwrap();
+    let config = dir.path().join("guard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[authorization]
+mode = "abac"
+[store]
+path = "state.db"
+[audit]
+path = "audit.jsonl"
+[stdio]
+identity = {{ subject = "alice", roles = [] }}
+[[issuers]]
+issuer = "https://idp.example"
+algorithms = ["EdDSA"]
+jwks_file = "idp.json"
+audiences = ["urn:stdio-test"]
+[attributes.idp]
+kind = "userinfo"
+url = "{url}"
+issuer = "https://idp.example"
+[[policies]]
+id = "ops-only"
+effect = "allow"
+resources = ["tools:echo"]
+actions = ["execute"]
+conditions = [{{ attribute = "idp.department", operator = "equals", value = "ops" }}]
+"#
+        ),
+    )
+    .unwrap();
+    let s = Setup { dir, config };
+    // The guard also verifies its own tokens: their signing key is made at first use.
+    let own = s.token("alice", "5m");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = mcp_guard_auth::danger::sign_with(
+        &idp,
+        &serde_json::json!({"alg": "EdDSA", "kid": idp.kid(), "typ": "at+jwt"}),
+        &serde_json::json!({"iss": "https://idp.example", "sub": "alice",
+            "aud": "urn:stdio-test", "exp": now + 300}),
+    )
+    .unwrap();
+    let call = r#"{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#;
+    let input = format!("{INIT}\n{INITIALIZED}\n{call}\n");
+
+    let f = run_lines(&s, Some(&token), &s.teed_demo(), input.as_bytes());
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    let out = messages(&f.stdout);
+    assert!(reply(&out, 21.into())["result"].is_object(), "{out:?}");
+    assert_eq!(*seen.lock().unwrap(), [format!("Bearer {token}")]);
+
+    // The local identity: no token to send, so the attribute is unknown and the call refused.
+    let f = run_lines(&s, None, &s.teed_demo(), input.as_bytes());
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    let out = messages(&f.stdout);
+    assert_eq!(reply(&out, 21.into())["error"]["code"], -31003, "{out:?}");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "nothing sent for the local identity"
+    );
+    let audit = s.audit();
+    let denied = audit
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "decision" && e["outcome"] == "deny")
+        .unwrap();
+    assert_eq!(
+        denied["unknown"][0]["reason"], "provider failed: not a token of this issuer",
+        "{denied}"
+    );
+
+    // Nor for the gateway's own token of a subject with the same name.
+    let f = run_lines(&s, Some(&own), &s.teed_demo(), input.as_bytes());
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    let out = messages(&f.stdout);
+    assert_eq!(reply(&out, 21.into())["error"]["code"], -31003, "{out:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "the own token was not sent");
+    let audit = s.audit();
+    let denied = audit
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "decision" && e["outcome"] == "deny")
+        .unwrap();
+    assert_eq!(
+        denied["unknown"][0]["reason"], "provider failed: not a token of this issuer",
+        "{denied}"
+    );
+    let text = std::fs::read_to_string(s.path("audit.jsonl")).unwrap();
+    assert!(
+        !text.contains(&token) && !text.contains(&own),
+        "a token reached the audit log"
+    );
+}

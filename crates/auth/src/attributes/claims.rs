@@ -4,7 +4,7 @@
 use mcp_guard_core::Principal;
 use serde_json::{Map, Value};
 
-use super::{AttributesFuture, Provider};
+use super::{Asker, AttributesFuture, Provider};
 
 /// Exposes the principal's claims: `sub`, `iss` (external issuers only), `client_id`, `roles`,
 /// `scopes`, `permissions`, `auth_method` and every unregistered claim the token held.
@@ -48,7 +48,8 @@ impl Provider for ClaimsProvider {
         &self.name
     }
 
-    fn attributes<'a>(&'a self, principal: &'a Principal) -> AttributesFuture<'a> {
+    fn attributes<'a>(&'a self, asker: Asker<'a>) -> AttributesFuture<'a> {
+        let principal = asker.principal;
         Box::pin(std::future::ready(Ok(Self::claims_of(principal))))
     }
 }
@@ -72,7 +73,7 @@ mod tests {
         p.attributes.insert("sub".into(), json!("mallory"));
         let c = ClaimsProvider::new("claims");
         assert_eq!(c.name(), "claims");
-        let v = c.attributes(&p).await.unwrap();
+        let v = c.attributes((&p).into()).await.unwrap();
         assert_eq!(v["sub"], "alice");
         assert_eq!(v["iss"], "https://idp.example");
         assert_eq!(v["email"], "a@example");

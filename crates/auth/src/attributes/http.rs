@@ -9,7 +9,7 @@ use mcp_guard_core::Principal;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
 
-use super::{AttributesFuture, Provider, ProviderError};
+use super::{Asker, AttributesFuture, Provider, ProviderError};
 
 /// GET (subject and issuer in the query) or POST (in a JSON body).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -135,37 +135,45 @@ impl HttpProvider {
         if let Some(a) = &self.authorization {
             request = request.header(AUTHORIZATION, a.clone());
         }
-        // reqwest's own messages name the URL: keep only the kind of failure.
-        let kind = |e: reqwest::Error| {
-            if e.is_timeout() {
-                ProviderError::Timeout(self.spec.timeout)
-            } else if e.is_connect() {
-                ProviderError::Connect
-            } else {
-                ProviderError::Request
-            }
-        };
-        let mut response = request.send().await.map_err(kind)?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(ProviderError::Status(status.as_u16()));
+        object_answer(request, self.spec.timeout, self.spec.max_bytes).await
+    }
+}
+
+/// Sends `request` and reads its answer: a 2xx status, at most `max` bytes, a JSON object.
+/// Each failure is reduced to its kind, because reqwest's own messages name the URL.
+pub(super) async fn object_answer(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    max: usize,
+) -> Result<Value, ProviderError> {
+    let kind = |e: reqwest::Error| {
+        if e.is_timeout() {
+            ProviderError::Timeout(timeout)
+        } else if e.is_connect() {
+            ProviderError::Connect
+        } else {
+            ProviderError::Request
         }
-        let max = self.spec.max_bytes;
-        if response.content_length().is_some_and(|n| n > max as u64) {
+    };
+    let mut response = request.send().await.map_err(kind)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(ProviderError::Status(status.as_u16()));
+    }
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(ProviderError::TooLarge(max));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(kind)? {
+        if body.len() + chunk.len() > max {
             return Err(ProviderError::TooLarge(max));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(kind)? {
-            if body.len() + chunk.len() > max {
-                return Err(ProviderError::TooLarge(max));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(v @ Value::Object(_)) => Ok(v),
-            Ok(_) => Err(ProviderError::NotObject),
-            Err(_) => Err(ProviderError::BadJson),
-        }
+        body.extend_from_slice(&chunk);
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ProviderError::NotObject),
+        Err(_) => Err(ProviderError::BadJson),
     }
 }
 
@@ -174,7 +182,8 @@ impl Provider for HttpProvider {
         &self.name
     }
 
-    fn attributes<'a>(&'a self, principal: &'a Principal) -> AttributesFuture<'a> {
+    fn attributes<'a>(&'a self, asker: Asker<'a>) -> AttributesFuture<'a> {
+        let principal = asker.principal;
         Box::pin(async move {
             let Some(cache) = &self.cache else {
                 return self.fetch(principal).await;
@@ -261,7 +270,10 @@ mod tests {
     async fn get_sends_subject_and_issuer_and_takes_an_object() {
         let s = server(200, r#"{"level": 3}"#, Duration::ZERO).await;
         let p = provider(&s.url, |_| {});
-        assert_eq!(p.attributes(&alice()).await.unwrap(), json!({"level": 3}));
+        assert_eq!(
+            p.attributes((&alice()).into()).await.unwrap(),
+            json!({"level": 3})
+        );
         let head = s.last.lock().unwrap().clone();
         assert!(
             head.starts_with("GET /attrs?subject=alice&issuer=https%3A%2F%2Fidp.example "),
@@ -278,7 +290,10 @@ mod tests {
         let s = server(200, r#"{"level": 3}"#, Duration::ZERO).await;
         let p = provider(&s.url, |x| x.method = HttpMethod::Post);
         let own = Principal::new(None, "bob", AuthMethod::OwnToken);
-        assert_eq!(p.attributes(&own).await.unwrap(), json!({"level": 3}));
+        assert_eq!(
+            p.attributes((&own).into()).await.unwrap(),
+            json!({"level": 3})
+        );
         let req = s.last.lock().unwrap().clone();
         assert!(req.starts_with("POST /attrs "), "{req}");
         let body = req.split("\r\n\r\n").nth(1).unwrap();
@@ -313,7 +328,7 @@ mod tests {
                 x.max_bytes = 32;
                 x.timeout = Duration::from_millis(200);
             });
-            let got = p.attributes(&alice()).await.unwrap_err();
+            let got = p.attributes((&alice()).into()).await.unwrap_err();
             assert_eq!(got, want, "{status} {body}");
             let text = got.to_string();
             assert!(!text.contains("127.0.0.1"), "no URL in the reason: {text}");
@@ -326,7 +341,7 @@ mod tests {
         let _ = s.task.await;
         let p = provider(&url, |_| {});
         assert_eq!(
-            p.attributes(&alice()).await.unwrap_err(),
+            p.attributes((&alice()).into()).await.unwrap_err(),
             ProviderError::Connect
         );
     }
@@ -335,28 +350,28 @@ mod tests {
     async fn answers_are_cached_per_principal_for_the_ttl_and_failures_are_not() {
         let s = server(200, r#"{"level": 3}"#, Duration::ZERO).await;
         let p = provider(&s.url, |x| x.cache_ttl = Duration::from_millis(300));
-        p.attributes(&alice()).await.unwrap();
-        p.attributes(&alice()).await.unwrap();
+        p.attributes((&alice()).into()).await.unwrap();
+        p.attributes((&alice()).into()).await.unwrap();
         assert_eq!(
             s.hits.load(Ordering::SeqCst),
             1,
             "the second answer came from the cache"
         );
         let bob = Principal::new(None, "alice", AuthMethod::OwnToken);
-        p.attributes(&bob).await.unwrap();
+        p.attributes((&bob).into()).await.unwrap();
         assert_eq!(
             s.hits.load(Ordering::SeqCst),
             2,
             "another issuer is another entry"
         );
         tokio::time::sleep(Duration::from_millis(400)).await;
-        p.attributes(&alice()).await.unwrap();
+        p.attributes((&alice()).into()).await.unwrap();
         assert_eq!(s.hits.load(Ordering::SeqCst), 3, "expired after the TTL");
 
         let down = server(503, "{}", Duration::ZERO).await;
         let p = provider(&down.url, |_| {});
-        assert!(p.attributes(&alice()).await.is_err());
-        assert!(p.attributes(&alice()).await.is_err());
+        assert!(p.attributes((&alice()).into()).await.is_err());
+        assert!(p.attributes((&alice()).into()).await.is_err());
         assert_eq!(
             down.hits.load(Ordering::SeqCst),
             2,
@@ -370,7 +385,7 @@ mod tests {
         let p = provider(&s.url, |x| x.cache_size = 2);
         for i in 0..50 {
             let who = Principal::new(None, format!("user{i}"), AuthMethod::OwnToken);
-            p.attributes(&who).await.unwrap();
+            p.attributes((&who).into()).await.unwrap();
         }
         let cache = p.cache.as_ref().unwrap();
         cache.run_pending_tasks();
@@ -378,8 +393,8 @@ mod tests {
 
         let p = provider(&s.url, |x| x.cache_size = 0);
         let before = s.hits.load(Ordering::SeqCst);
-        p.attributes(&alice()).await.unwrap();
-        p.attributes(&alice()).await.unwrap();
+        p.attributes((&alice()).into()).await.unwrap();
+        p.attributes((&alice()).into()).await.unwrap();
         assert_eq!(s.hits.load(Ordering::SeqCst), before + 2);
     }
 

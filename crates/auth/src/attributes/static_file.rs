@@ -14,10 +14,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use mcp_guard_core::Principal;
 use serde_json::{Map, Value};
 
-use super::{AttributesFuture, Provider};
+use super::{Asker, AttributesFuture, Provider};
 
 /// The syntax of a static attribute file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,7 +203,8 @@ impl Provider for StaticProvider {
         &self.name
     }
 
-    fn attributes<'a>(&'a self, principal: &'a Principal) -> AttributesFuture<'a> {
+    fn attributes<'a>(&'a self, asker: Asker<'a>) -> AttributesFuture<'a> {
+        let principal = asker.principal;
         let found = self
             .table
             .get(principal.issuer.as_deref(), &principal.subject)
@@ -257,7 +257,7 @@ fn toml_to_json(v: &toml::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_guard_core::AuthMethod;
+    use mcp_guard_core::{AuthMethod, Principal};
     use serde_json::json;
 
     const TOML: &str = r#"
@@ -278,7 +278,7 @@ attributes = { deployer = false }
         let p = StaticProvider::new("team", table);
         let own = Principal::new(None, "alice", AuthMethod::OwnToken);
         assert_eq!(
-            p.attributes(&own).await.unwrap(),
+            p.attributes((&own).into()).await.unwrap(),
             json!({"deployer": true, "level": 3})
         );
         // The same subject from another issuer is another person.
@@ -288,7 +288,7 @@ attributes = { deployer = false }
             AuthMethod::ExternalJwt,
         );
         assert_eq!(
-            p.attributes(&ext).await.unwrap(),
+            p.attributes((&ext).into()).await.unwrap(),
             json!({"deployer": false})
         );
         let other = Principal::new(
@@ -296,9 +296,9 @@ attributes = { deployer = false }
             "alice",
             AuthMethod::ExternalJwt,
         );
-        assert_eq!(p.attributes(&other).await.unwrap(), json!({}));
+        assert_eq!(p.attributes((&other).into()).await.unwrap(), json!({}));
         let bob = Principal::new(None, "bob", AuthMethod::OwnToken);
-        assert_eq!(p.attributes(&bob).await.unwrap(), json!({}));
+        assert_eq!(p.attributes((&bob).into()).await.unwrap(), json!({}));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::filter::{Filter, finish};
 use super::sessions::{Owner, Session};
 use super::{BoxError, Shared};
 use crate::Fingerprint;
+use crate::attributes::Asker;
 use crate::audit::AuditEvent;
 use crate::endpoints::ClientAddr;
 use crate::respond::{self, json_rpc_error};
@@ -82,14 +83,17 @@ where
 {
     let (mut parts, body) = request.into_parts();
     let ip = client_ip(&parts.extensions);
-    let mut caller = match authenticate(&shared, &parts.headers, parts.uri.query(), ip) {
-        Ok(c) => c,
-        Err(r) => return Ok(*r),
-    };
+    let (mut caller, token, exp) =
+        match authenticate(&shared, &parts.headers, parts.uri.query(), ip) {
+            Ok(c) => c,
+            Err(r) => return Ok(*r),
+        };
     if !shared.providers.is_empty() {
+        // The token goes along for a userinfo provider, which sends it only to its own issuer.
+        let asker = Asker::new(caller.subject.principal()).with_bearer(token, exp);
         caller.attributes = shared
             .providers
-            .gather(caller.subject.principal(), shared.attribute_timeout)
+            .gather(asker, shared.attribute_timeout)
             .await;
     }
     let session_id = parts
@@ -264,12 +268,13 @@ fn client_ip(ext: &axum::http::Extensions) -> Option<IpAddr> {
 }
 
 /// Authenticates the bearer token; the error is the finished 401 or 503 response.
-fn authenticate(
+/// The caller, with the bearer token it was verified from and that token's `exp`.
+fn authenticate<'h>(
     shared: &Shared,
-    headers: &HeaderMap,
+    headers: &'h HeaderMap,
     query: Option<&str>,
     ip: Option<IpAddr>,
-) -> Result<Caller, Box<Response<Body>>> {
+) -> Result<(Caller, &'h str, i64), Box<Response<Body>>> {
     let fail = |credential: Option<&Fingerprint>, reason: &str| {
         let mut e = AuditEvent::now("authn_failed");
         e.outcome = Some("fail");
@@ -303,7 +308,7 @@ fn authenticate(
     match shared.authenticator.authenticate(token, now_unix()) {
         Ok(verified) => {
             let principal = verified.principal.clone();
-            Ok(Caller {
+            let caller = Caller {
                 // Gathered after authentication, once per request (see `handle`).
                 attributes: ProvidedAttributes::new(),
                 owner: Owner::of(&principal),
@@ -314,7 +319,8 @@ fn authenticate(
                     .get(header::USER_AGENT)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned),
-            })
+            };
+            Ok((caller, token, verified.exp))
         }
         Err(AuthnError::Token(e)) => {
             fail(Some(&credential), &e.to_string());

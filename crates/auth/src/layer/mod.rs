@@ -188,10 +188,11 @@ impl AuthLayerBuilder {
         self
     }
 
-    /// The attribute providers ABAC policies read as `<name>.<path>` (static file, claims, HTTP:
-    /// see [`crate::attributes`]), run together once per request for at most `within`. A
-    /// provider that fails or is late makes its attributes unknown, which only takes access
-    /// away. Default: none.
+    /// The attribute providers ABAC policies read as `<name>.<path>` (static file, claims, HTTP,
+    /// userinfo: see [`crate::attributes`]), run together once per request for at most `within`.
+    /// They are handed the request's bearer token, which only a userinfo provider sends, and
+    /// only to its own issuer. A provider that fails or is late makes its attributes unknown,
+    /// which only takes access away. Default: none.
     pub fn attribute_providers(mut self, providers: Providers, within: Duration) -> Self {
         self.providers = providers;
         self.attribute_timeout = within;

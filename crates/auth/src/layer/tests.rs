@@ -830,6 +830,66 @@ async fn abac_on_a_tool_argument_with_static_provider_attributes() {
 }
 
 #[tokio::test]
+async fn a_userinfo_provider_is_asked_with_the_requests_own_token() {
+    use crate::attributes::{Providers, UserinfoProvider, UserinfoSpec};
+    // The issuer's userinfo endpoint: alice is in ops, whatever token is shown; it keeps what
+    // it was sent.
+    let sent = Arc::new(Mutex::new(Vec::<String>::new()));
+    let s = sent.clone();
+    let app = axum::Router::new().route(
+        "/userinfo",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let s = s.clone();
+            async move {
+                let auth = headers.get(header::AUTHORIZATION).unwrap();
+                s.lock().unwrap().push(auth.to_str().unwrap().to_owned());
+                axum::Json(json!({"sub": "alice", "team": "ops"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/userinfo", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let provider = UserinfoProvider::new("idp", UserinfoSpec::new(url, ISS)).unwrap();
+    let mut service = AuthLayer::builder()
+        .authenticator(Verifier::new(vec![IssuerPolicy::external(
+            ISS,
+            AUD,
+            key().verify_key().clone(),
+        )]))
+        .authorizer(deploy_policy("idp.team", json!("ops")))
+        .resource_metadata(PRM)
+        .attribute_providers(
+            Providers::new(vec![Arc::new(provider)]),
+            std::time::Duration::from_secs(2),
+        )
+        .build()
+        .unwrap()
+        .layer(Recorder {
+            seen: Arc::new(Mutex::new(Vec::new())),
+            answer: Arc::new(echo_ok),
+        });
+    let request = deploy_request("alice", "staging");
+    let authorization = request.headers()[header::AUTHORIZATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        service.call(request).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(*sent.lock().unwrap(), [authorization]);
+    // Bob's token is sent too (same issuer), but the answer is about alice: unknown, denied.
+    let r = service
+        .call(deploy_request("bob", "staging"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(sent.lock().unwrap().len(), 2);
+    server.abort();
+}
+
+#[tokio::test]
 async fn a_stopped_http_provider_takes_access_away_and_the_audit_says_why() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let audit = Arc::new(MemorySink::new());

@@ -9,7 +9,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use mcp_guard_auth::attributes::{
     ClaimsProvider, HttpMethod, HttpProvider, HttpSpec, Provider, Providers, StaticFormat,
-    StaticProvider, StaticTable,
+    StaticProvider, StaticTable, UserinfoProvider, UserinfoSpec,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -29,6 +29,15 @@ pub(super) struct RawProvider {
     pub cache_size: Option<Spanned<u64>>,
     pub max_bytes: Option<Spanned<usize>>,
     pub bearer_token_env: Option<Spanned<String>>,
+    pub issuer: Option<Spanned<String>>,
+}
+
+/// What the rest of the file says that providers are checked against.
+pub(super) struct Known<'a> {
+    /// Environment variables holding the gateway's own secrets: never a provider's credential.
+    pub gateway_secrets: &'a [&'a str],
+    /// The external issuers (`[[issuers]]`) whose tokens the gateway accepts.
+    pub issuers: &'a [&'a str],
 }
 
 /// The attribute providers a start runs.
@@ -66,7 +75,7 @@ pub(super) fn settings(
     timeout: Option<&Spanned<String>>,
     relative: &dyn Fn(&str) -> PathBuf,
     reads: &[Read],
-    gateway_secrets: &[&str],
+    known: &Known<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<AttributeSettings, ConfigError> {
     let timeout = match timeout {
@@ -76,7 +85,7 @@ pub(super) fn settings(
     let mut list: Vec<Arc<dyn Provider>> = Vec::new();
     for (name, p) in raw {
         let key = format!("attributes.{name}");
-        let provider = provider(src, name, p.get_ref(), &key, relative, gateway_secrets)?;
+        let provider = provider(src, name, p.get_ref(), &key, relative, known)?;
         match reads.iter().find(|(root, _, _)| root == name) {
             Some(_) => list.push(provider),
             None => warnings.push(format!(
@@ -107,7 +116,7 @@ fn provider(
     p: &RawProvider,
     key: &str,
     relative: &dyn Fn(&str) -> PathBuf,
-    gateway_secrets: &[&str],
+    known: &Known<'_>,
 ) -> Result<Arc<dyn Provider>, ConfigError> {
     let kind = p.kind.get_ref().as_str();
     let valid = !name.is_empty()
@@ -139,28 +148,25 @@ fn provider(
             "max_bytes",
             "bearer_token_env",
         ],
-        "userinfo" => {
-            let mut e = src.error(
-                p.kind.span(),
-                format!("{key}.kind"),
-                "the `userinfo` attribute provider is not available yet",
-            );
-            e.help = Some(
-                "it comes with external identity providers; meanwhile `claims` exposes what the token carries, and `http` asks a configured URL".into(),
-            );
-            return Err(e);
-        }
+        "userinfo" => &[
+            "url",
+            "issuer",
+            "timeout",
+            "cache_ttl",
+            "cache_size",
+            "max_bytes",
+        ],
         other => {
             let mut e = src.error(
                 p.kind.span(),
                 format!("{key}.kind"),
                 format!("unknown attribute provider kind `{other}`"),
             );
-            e.help = Some("use `static`, `claims` or `http`".into());
+            e.help = Some("use `static`, `claims`, `http` or `userinfo`".into());
             return Err(e);
         }
     };
-    let given: [(&str, Option<std::ops::Range<usize>>); 8] = [
+    let given: [(&str, Option<std::ops::Range<usize>>); 9] = [
         ("file", p.file.as_ref().map(Spanned::span)),
         ("url", p.url.as_ref().map(Spanned::span)),
         ("method", p.method.as_ref().map(Spanned::span)),
@@ -172,6 +178,7 @@ fn provider(
             "bearer_token_env",
             p.bearer_token_env.as_ref().map(Spanned::span),
         ),
+        ("issuer", p.issuer.as_ref().map(Spanned::span)),
     ];
     for (option, span) in given {
         if let Some(span) = span
@@ -215,8 +222,91 @@ fn provider(
             Ok(Arc::new(StaticProvider::new(name, table)))
         }
         "claims" => Ok(Arc::new(ClaimsProvider::new(name))),
-        _ => http(src, name, p, key, gateway_secrets),
+        "userinfo" => userinfo(src, name, p, key, known.issuers),
+        _ => http(src, name, p, key, known.gateway_secrets),
     }
+}
+
+/// The timeout, cache and size options `http` and `userinfo` share.
+struct Limits {
+    timeout: Option<Duration>,
+    cache_ttl: Option<Duration>,
+    cache_size: Option<u64>,
+    max_bytes: Option<usize>,
+}
+
+fn limits(src: &Source<'_>, p: &RawProvider, key: &str) -> Result<Limits, ConfigError> {
+    let duration = |v: &Option<Spanned<String>>, option: &str| {
+        v.as_ref()
+            .map(|t| short_duration(src, t, &format!("{key}.{option}")))
+            .transpose()
+    };
+    let max_bytes = match &p.max_bytes {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(src.error(
+                n.span(),
+                format!("{key}.max_bytes"),
+                "`max_bytes` must be above 0",
+            ));
+        }
+        n => n.as_ref().map(|n| *n.get_ref()),
+    };
+    Ok(Limits {
+        timeout: duration(&p.timeout, "timeout")?,
+        cache_ttl: duration(&p.cache_ttl, "cache_ttl")?,
+        cache_size: p.cache_size.as_ref().map(|n| *n.get_ref()),
+        max_bytes,
+    })
+}
+
+fn userinfo(
+    src: &Source<'_>,
+    name: &str,
+    p: &RawProvider,
+    key: &str,
+    issuers: &[&str],
+) -> Result<Arc<dyn Provider>, ConfigError> {
+    let Some(url) = &p.url else {
+        let mut e = src.error(p.kind.span(), key, "a `userinfo` provider needs `url`");
+        e.help = Some("the identity provider's OpenID Connect userinfo endpoint".into());
+        return Err(e);
+    };
+    let Some(issuer) = p.issuer.as_ref().filter(|i| !i.get_ref().is_empty()) else {
+        let mut e = src.error(p.kind.span(), key, "a `userinfo` provider needs `issuer`");
+        e.help = Some(
+            "the `[[issuers]]` issuer whose tokens may be sent to it; no other token ever is"
+                .into(),
+        );
+        return Err(e);
+    };
+    let mut spec = UserinfoSpec::new(url.get_ref().clone(), issuer.get_ref().clone());
+    let l = limits(src, p, key)?;
+    spec.timeout = l.timeout.unwrap_or(spec.timeout);
+    spec.cache_ttl = l.cache_ttl.unwrap_or(spec.cache_ttl);
+    spec.cache_size = l.cache_size.unwrap_or(spec.cache_size);
+    spec.max_bytes = l.max_bytes.unwrap_or(spec.max_bytes);
+    // Only the URL can make this fail: the issuer is not empty.
+    let provider = UserinfoProvider::new(name, spec).map_err(|_| {
+        let mut e = src.error(
+            url.span(),
+            format!("{key}.url"),
+            format!("invalid userinfo URL `{}`", url.get_ref()),
+        );
+        e.help = Some(
+            "the caller's token is sent there: an https URL, or http to 127.0.0.1 or [::1]".into(),
+        );
+        e
+    })?;
+    if !issuers.contains(&issuer.get_ref().as_str()) {
+        let mut e = src.error(
+            issuer.span(),
+            format!("{key}.issuer"),
+            format!("`{}` is not a configured issuer", issuer.get_ref()),
+        );
+        e.help = Some("name the `issuer` of one of the `[[issuers]]` entries".into());
+        return Err(e);
+    }
+    Ok(Arc::new(provider))
 }
 
 fn http(
@@ -254,25 +344,11 @@ fn http(
             }
         };
     }
-    if let Some(t) = &p.timeout {
-        spec.timeout = short_duration(src, t, &format!("{key}.timeout"))?;
-    }
-    if let Some(t) = &p.cache_ttl {
-        spec.cache_ttl = short_duration(src, t, &format!("{key}.cache_ttl"))?;
-    }
-    if let Some(n) = &p.cache_size {
-        spec.cache_size = *n.get_ref();
-    }
-    if let Some(n) = &p.max_bytes {
-        if *n.get_ref() == 0 {
-            return Err(src.error(
-                n.span(),
-                format!("{key}.max_bytes"),
-                "`max_bytes` must be above 0",
-            ));
-        }
-        spec.max_bytes = *n.get_ref();
-    }
+    let l = limits(src, p, key)?;
+    spec.timeout = l.timeout.unwrap_or(spec.timeout);
+    spec.cache_ttl = l.cache_ttl.unwrap_or(spec.cache_ttl);
+    spec.cache_size = l.cache_size.unwrap_or(spec.cache_size);
+    spec.max_bytes = l.max_bytes.unwrap_or(spec.max_bytes);
     let token = match &p.bearer_token_env {
         None => None,
         Some(var) => {
@@ -454,5 +530,63 @@ conditions = [{ attribute = "team.deployer", operator = "equals", value = true }
         }
         let ok = "[attributes.hr]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/attrs\"\nmethod = \"post\"\ntimeout = \"250ms\"\ncache_ttl = \"5m\"\ncache_size = 0\n";
         load_str("t.toml", ok, None).unwrap();
+    }
+
+    #[test]
+    fn userinfo_needs_an_issuer_and_a_url_its_tokens_may_go_to() {
+        const ISSUER: &str = "[[issuers]]\nissuer = \"https://idp.example\"\nalgorithms = [\"EdDSA\"]\njwks_file = \"idp.json\"\n\n";
+        let cases = [
+            (
+                "[attributes.idp]\nkind = \"userinfo\"\nissuer = \"https://idp.example\"\n",
+                "a `userinfo` provider needs `url`",
+                "attributes.idp",
+            ),
+            (
+                "[attributes.idp]\nkind = \"userinfo\"\nurl = \"https://idp.example/userinfo\"\n",
+                "a `userinfo` provider needs `issuer`",
+                "attributes.idp",
+            ),
+            (
+                "[attributes.idp]\nkind = \"userinfo\"\nurl = \"https://idp.example/userinfo\"\nissuer = \"\"\n",
+                "a `userinfo` provider needs `issuer`",
+                "attributes.idp",
+            ),
+            (
+                "[attributes.idp]\nkind = \"userinfo\"\nurl = \"http://idp.example/userinfo\"\nissuer = \"https://idp.example\"\n",
+                "invalid userinfo URL `http://idp.example/userinfo`",
+                "attributes.idp.url",
+            ),
+            (
+                "[attributes.idp]\nkind = \"userinfo\"\nurl = \"https://other.example/userinfo\"\nissuer = \"https://other.example\"\n",
+                "`https://other.example` is not a configured issuer",
+                "attributes.idp.issuer",
+            ),
+            (
+                "[attributes.idp]\nkind = \"userinfo\"\nurl = \"https://idp.example/userinfo\"\nissuer = \"https://idp.example\"\nbearer_token_env = \"X\"\n",
+                "`bearer_token_env` does not apply to a `userinfo` provider",
+                "attributes.idp.bearer_token_env",
+            ),
+            (
+                "[attributes.hr]\nkind = \"http\"\nurl = \"http://x/y\"\nissuer = \"https://idp.example\"\n",
+                "`issuer` does not apply to a `http` provider",
+                "attributes.hr.issuer",
+            ),
+        ];
+        for (text, want, key) in cases {
+            let e = load_str("t.toml", &format!("{ISSUER}{text}"), None).unwrap_err();
+            assert!(e.message.contains(want), "{text}: {e}");
+            assert_eq!(e.key, key, "{text}: {e}");
+            assert!(e.line > 0, "{text}: {e}");
+        }
+        for url in [
+            "https://idp.example/userinfo",
+            "http://127.0.0.1:9/userinfo",
+            "http://[::1]:9/userinfo",
+        ] {
+            let ok = format!(
+                "{ISSUER}[attributes.idp]\nkind = \"userinfo\"\nurl = \"{url}\"\nissuer = \"https://idp.example\"\ntimeout = \"250ms\"\ncache_ttl = \"5m\"\ncache_size = 100\nmax_bytes = 4096\n"
+            );
+            load_str("t.toml", &ok, None).unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
     }
 }

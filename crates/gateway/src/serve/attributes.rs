@@ -2,8 +2,9 @@
 //! run before the core decides, at most once per request (a batch shares the results), and only
 //! for messages whose decision can read them. An RBAC-only configuration runs none.
 
+use mcp_guard_auth::attributes::Asker;
 use mcp_guard_core::{
-    Authorizer, Context, Decision, Operation, Principal, ProvidedAttributes, Subject, Verdict,
+    Authorizer, Context, Decision, Operation, ProvidedAttributes, Subject, Verdict,
 };
 use tokio::sync::OnceCell;
 
@@ -21,7 +22,7 @@ impl RequestAttributes {
     pub(super) async fn for_operation(
         &self,
         rules: &Rules,
-        principal: &Principal,
+        asker: Asker<'_>,
         op: &Operation,
     ) -> Option<&ProvidedAttributes> {
         if rules.attributes.providers.is_empty() || !reads_attributes(op) {
@@ -30,7 +31,7 @@ impl RequestAttributes {
         let settings = &rules.attributes;
         Some(
             self.cell
-                .get_or_init(|| settings.providers.gather(principal, settings.timeout))
+                .get_or_init(|| settings.providers.gather(asker, settings.timeout))
                 .await,
         )
     }

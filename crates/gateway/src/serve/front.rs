@@ -10,9 +10,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mcp_guard_auth::Fingerprint;
+use mcp_guard_auth::attributes::Asker;
 use mcp_guard_auth::audit::AuditEvent;
 use mcp_guard_auth::endpoints::ClientAddr;
-use mcp_guard_auth::token::{AuthnError, VerifiedToken, bearer_token};
+use mcp_guard_auth::token::{AuthnError, SecretToken, VerifiedToken, bearer_token};
 use mcp_guard_core::Subject;
 use serde_json::Value;
 
@@ -31,6 +32,20 @@ pub struct Caller {
     pub owner: Owner,
     /// A short hash of the credential, for the audit log.
     pub credential: Fingerprint,
+    /// The bearer token itself, for a userinfo attribute provider only (which sends it to the
+    /// token's own issuer and nowhere else); its `Debug` shows a fingerprint.
+    pub bearer: Option<SecretToken>,
+}
+
+impl Caller {
+    /// Whom attribute providers are asked about: the principal, and its token when it has one.
+    pub fn asker(&self) -> Asker<'_> {
+        let asker = Asker::new(self.subject.principal());
+        match (&self.token, &self.bearer) {
+            (Some(verified), Some(token)) => asker.with_bearer(token.expose(), verified.exp),
+            _ => asker,
+        }
+    }
 }
 
 /// Refuses requests whose `Host` or `Origin` is not allowed (DNS rebinding): 403, no body.
@@ -140,6 +155,7 @@ fn authenticate_untimed(
                 subject,
                 owner,
                 credential,
+                bearer: Some(SecretToken::new(token.to_owned())),
             })
         }
         Err(AuthnError::Token(e)) => {
@@ -206,6 +222,7 @@ pub fn anonymous(rules: &Rules, headers: &HeaderMap, body: &[u8]) -> Option<Call
         },
         subject: rules.authorizer.resolve(principal),
         credential: Fingerprint::of(b"anonymous"),
+        bearer: None,
     })
 }
 

@@ -328,7 +328,7 @@ async fn authorize(
     let environment = x.environment();
     let gathered = x
         .attributes
-        .for_operation(&x.rules, x.caller.subject.principal(), &message.operation)
+        .for_operation(&x.rules, x.caller.asker(), &message.operation)
         .await;
     let empty = ProvidedAttributes::new();
     let attributes = gathered.unwrap_or(&empty);
