@@ -22,6 +22,10 @@
     reason = "a benchmark cannot run without its keys and tokens; failing loudly is right"
 )]
 
+// The `mcp-guard` binary's allocator, so that the path is timed with the allocator it runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
