@@ -103,6 +103,11 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
     /// The attributes of the asker's principal (a JSON object), or why they could not be had.
     fn attributes<'a>(&'a self, asker: Asker<'a>) -> AttributesFuture<'a>;
+    /// Whether it reads the caller's own bearer token (userinfo); callers keep the token for the
+    /// request only when some provider does.
+    fn reads_bearer(&self) -> bool {
+        false
+    }
 }
 
 /// Why a provider has no answer. The text is what the decision and the audit line show.
@@ -164,6 +169,11 @@ impl Providers {
     /// Whether there is nothing to run (then gathering costs nothing).
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// Whether some provider reads the caller's own bearer token.
+    pub fn read_bearer(&self) -> bool {
+        self.list.iter().any(|p| p.reads_bearer())
     }
 
     /// The providers' names, in order.
@@ -276,5 +286,14 @@ mod tests {
             .gather(Asker::new(&alice), Duration::from_millis(1))
             .await;
         assert!(got.is_empty());
+    }
+
+    #[test]
+    fn only_a_userinfo_provider_reads_the_bearer_token() {
+        let claims: Arc<dyn Provider> = Arc::new(ClaimsProvider::new("claims"));
+        assert!(!Providers::new(vec![claims.clone()]).read_bearer());
+        let spec = UserinfoSpec::new("https://idp.example/userinfo", "https://idp.example");
+        let userinfo: Arc<dyn Provider> = Arc::new(UserinfoProvider::new("idp", spec).unwrap());
+        assert!(Providers::new(vec![claims, userinfo]).read_bearer());
     }
 }

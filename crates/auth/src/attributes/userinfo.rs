@@ -171,6 +171,10 @@ impl Provider for UserinfoProvider {
         &self.name
     }
 
+    fn reads_bearer(&self) -> bool {
+        true
+    }
+
     fn attributes<'a>(&'a self, asker: Asker<'a>) -> AttributesFuture<'a> {
         Box::pin(async move {
             let bearer = self.sendable(&asker)?;

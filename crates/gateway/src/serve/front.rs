@@ -155,7 +155,13 @@ fn authenticate_untimed(
                 subject,
                 owner,
                 credential,
-                bearer: Some(SecretToken::new(token.to_owned())),
+                // Kept only for a userinfo provider: otherwise no copy of the token outlives
+                // this function.
+                bearer: rules
+                    .attributes
+                    .providers
+                    .read_bearer()
+                    .then(|| SecretToken::new(token.to_owned())),
             })
         }
         Err(AuthnError::Token(e)) => {
