@@ -1,7 +1,7 @@
 //! Token verification benchmarks: mcp-guard's verifier against the raw signature check of the
 //! same bytes, for HS256, ES256, RS256 and EdDSA, and a verification cache hit.
 //!
-//! Run with `cargo bench -p mcp-guard-bench --bench tokens`. For each algorithm one access token is
+//! Run with `cargo bench -p mcp-guard-bench-tokens`. For each algorithm one access token is
 //! issued by `TokenIssuer` with a fresh key, and a `Verifier` is built for its issuer. Then:
 //!
 //! - `verify/ours/<alg>` times `Verifier::verify` on that token: size and shape checks, base64 and

@@ -1,0 +1,1 @@
+//! Token verification benchmarks; the code is in `benches/tokens.rs`.
