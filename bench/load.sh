@@ -3,7 +3,8 @@
 # over HTTP, sent directly to the demo server, through a pass-through proxy without any auth
 # (`mcp-guard demo passthrough`: the same HTTP server, client, runtime and allocator as the
 # gateway, so the difference is the guard's own work) and through mcp-guard with authentication
-# on (HS256 bearer token, RBAC, audit log to a file), in the same run. See docs/PERFORMANCE.md,
+# on (HS256 bearer token, RBAC, audit log to a file), in the same run; when nginx is installed, also through nginx as a plain
+# reverse proxy, a reference for what any proxy costs here. See docs/PERFORMANCE.md,
 # "Gateway load benchmark".
 #
 # Usage:
@@ -20,6 +21,8 @@
 #                         target/debug/mcp-guard)
 #   --soak-warmup SECONDS load before the soak's first RSS reading (default 30; 5 with --quick)
 #   --no-nodelay-shim     do not set TCP_NODELAY on the demo server's sockets (see below)
+#   --no-nginx            skip the nginx reference runs (they run when `nginx` is on PATH, never
+#                         with --quick or --soak)
 #   --keep                keep the temporary directory (configuration, logs, wrk output)
 #
 # Placement on a machine with 2 or more CPUs: wrk on CPU 0; the demo server, the passthrough and
@@ -46,6 +49,7 @@ QUICK=0
 SOAK_MIN=""
 SOAK_WARMUP=""
 SHIM_WANTED=1
+NGINX_WANTED=1
 KEEP=0
 
 die() {
@@ -61,6 +65,7 @@ while [ $# -gt 0 ]; do
     --soak) SOAK_MIN="${2:?--soak needs MINUTES}"; shift 2 ;;
     --soak-warmup) SOAK_WARMUP="${2:?--soak-warmup needs SECONDS}"; shift 2 ;;
     --no-nodelay-shim) SHIM_WANTED=0; shift ;;
+    --no-nginx) NGINX_WANTED=0; shift ;;
     --keep) KEEP=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -327,6 +332,62 @@ PASS_PID=$!
 PIDS+=("$PASS_PID")
 wait_for_line "passthrough on" "$DIR/passthrough.log" 30 "$PASS_PID"
 
+# The reference: nginx forwarding to the demo server over kept-alive HTTP/1.1 connections, no
+# access log, measured on its worker process. Not the product: what a mature C proxy with no
+# auth at all costs per request on this machine and placement.
+NGINX_NOTE="not run (nginx not on PATH)"
+NGINX_WORKER=""
+if [ "$NGINX_WANTED" = 0 ] || [ "$QUICK" = 1 ] || [ -n "$SOAK_MIN" ]; then
+  NGINX_NOTE="not run"
+elif command -v nginx >/dev/null; then
+  NGINX_PORT=$(free_port)
+  NGINX_URL="http://127.0.0.1:$NGINX_PORT/mcp"
+  mkdir -p "$DIR/nginx"
+  cat >"$DIR/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $DIR/nginx/nginx.pid;
+error_log $DIR/nginx/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/nginx/body;
+  proxy_temp_path $DIR/nginx/proxy;
+  fastcgi_temp_path $DIR/nginx/fastcgi;
+  uwsgi_temp_path $DIR/nginx/uwsgi;
+  scgi_temp_path $DIR/nginx/scgi;
+  upstream demo { server 127.0.0.1:$UP_PORT; keepalive 32; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /mcp {
+      proxy_pass http://demo;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      # The demo server checks Host against its own address (DNS rebinding protection).
+      proxy_set_header Host \$http_host;
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+  "${SERVER_PIN[@]}" nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" \
+    >"$DIR/nginx/stdout" 2>"$DIR/nginx/stderr" &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  for _ in $(seq 1 50); do
+    NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -n 1 || true)
+    [ -n "$NGINX_WORKER" ] && curl -s -o /dev/null --max-time 1 "$NGINX_URL" && break
+    kill -0 "$NGINX_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -n "$NGINX_WORKER" ]; then
+    NGINX_NOTE="$(nginx -v 2>&1 | sed 's/^nginx version: //'), one worker, kept-alive upstream connections, no access log"
+  else
+    echo "load.sh: warning: nginx did not start; see $DIR/nginx/stderr (use --keep)" >&2
+    NGINX_NOTE="did not start"
+  fi
+fi
+
 TOKEN=$("$BIN" token issue --config "$DIR/gateway.toml" --sub alice --ttl "${TTL_MIN}m") ||
   die "mcp-guard token issue failed"
 [ -n "$TOKEN" ] || die "empty token"
@@ -360,6 +421,9 @@ expect() {
 
 expect "direct echo" 200 '"text":"hello"' "$(call "$DIRECT_URL" echo "$BODY_ECHO")"
 expect "passthrough echo" 200 '"text":"hello"' "$(call "$PASS_URL" echo "$BODY_ECHO")"
+if [ -n "$NGINX_WORKER" ]; then
+  expect "nginx echo" 200 '"text":"hello"' "$(call "$NGINX_URL" echo "$BODY_ECHO")"
+fi
 expect "gateway echo with alice's token" 200 '"text":"hello"' "$(call "$GATEWAY_URL" echo "$BODY_ECHO" "$TOKEN")"
 expect "gateway echo without a token" 401 '' "$(call "$GATEWAY_URL" echo "$BODY_ECHO")"
 expect "gateway delete_file for alice (RBAC)" 403 'tools:execute:delete_file' "$(call "$GATEWAY_URL" delete_file "$BODY_DELETE" "$TOKEN")"
@@ -448,6 +512,7 @@ HEADER_INFO() {
   echo "- Machine: nproc $NPROC, CPU \`$CPU_MODEL\`; placement: $PLACEMENT"
   echo "- Demo server: \`mcp-guard demo http\` (rmcp streamable HTTP, SSE answers); $SHIM_NOTE"
   echo "- Gateway: HS256 bearer token for \`alice\` (role \`user\`), RBAC (\`tools:execute:@safe\`), audit to a file, metrics listener on"
+  echo "- Reference proxy: nginx: $NGINX_NOTE"
 }
 
 if [ -z "$SOAK_MIN" ]; then
@@ -455,9 +520,19 @@ if [ -z "$SOAK_MIN" ]; then
   measure direct-c1 "$DIRECT_URL" "" 1 1
   measure passthrough-c1 "$PASS_URL" "" 1 1 "$PASS_PID"
   measure gateway-c1 "$GATEWAY_URL" "$TOKEN" 1 1
+  RUNS=(direct-c1 passthrough-c1 gateway-c1)
+  if [ -n "$NGINX_WORKER" ]; then
+    measure nginx-c1 "$NGINX_URL" "" 1 1 "$NGINX_WORKER"
+    RUNS+=(nginx-c1)
+  fi
   measure direct-c16 "$DIRECT_URL" "" 2 16
   measure passthrough-c16 "$PASS_URL" "" 2 16 "$PASS_PID"
   measure gateway-c16 "$GATEWAY_URL" "$TOKEN" 2 16
+  RUNS+=(direct-c16 passthrough-c16 gateway-c16)
+  if [ -n "$NGINX_WORKER" ]; then
+    measure nginx-c16 "$NGINX_URL" "" 2 16 "$NGINX_WORKER"
+    RUNS+=(nginx-c16)
+  fi
   OWN_P50=$((${R[gateway-c1.p50]} - ${R[passthrough-c1.p50]}))
   OWN_CPU1=$(awk -v g="${R[gateway-c1.gwcpu]}" -v p="${R[passthrough-c1.gwcpu]}" 'BEGIN { printf "%.1f", g - p }')
   OWN_CPU16=$(awk -v g="${R[gateway-c16.gwcpu]}" -v p="${R[passthrough-c16.gwcpu]}" 'BEGIN { printf "%.1f", g - p }')
@@ -476,7 +551,7 @@ if [ -z "$SOAK_MIN" ]; then
   echo
   echo "| Run | Connections | Requests | Req/s | p50 (µs) | p90 (µs) | p99 (µs) | Proxy CPU (µs/req) | Demo CPU (µs/req) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for name in direct-c1 passthrough-c1 gateway-c1 direct-c16 passthrough-c16 gateway-c16; do
+  for name in "${RUNS[@]}"; do
     conns=${name##*-c}
     gwcpu="${R[$name.gwcpu]}"
     [[ "$name" == direct-* ]] && gwcpu="(none) -"
@@ -494,6 +569,11 @@ if [ -z "$SOAK_MIN" ]; then
   echo "| Gateway CPU beyond the passthrough, 1 / 16 connections | $OWN_CPU1 / $OWN_CPU16 µs | (the guard's own work) | |"
   echo "| Latency beyond the passthrough, p50 at 1 connection | $OWN_P50 µs | | |"
   echo "| Throughput, passthrough / direct at 16 connections | ${PASS_RATIO}x | | |"
+  if [ -n "$NGINX_WORKER" ]; then
+    echo "| nginx (no auth) CPU per tools/call, 1 / 16 connections | ${R[nginx-c1.gwcpu]} / ${R[nginx-c16.gwcpu]} µs | (reference) | |"
+    echo "| nginx added latency, p50 at 1 connection | $((${R[nginx-c1.p50]} - ${R[direct-c1.p50]})) µs | (reference) | |"
+    echo "| Throughput, nginx / direct at 16 connections | $(awk -v g="${R[nginx-c16.rps]}" -v d="${R[direct-c16.rps]}" 'BEGIN { printf "%.2f", g / d }')x | (reference) | |"
+  fi
   echo "| Gateway WARN/ERROR log lines during measured runs | $((${R[gateway-c1.logs]} + ${R[gateway-c16.logs]})) | 0 | |"
   echo
   if [ "$QUICK" = 1 ]; then
