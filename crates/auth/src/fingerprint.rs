@@ -14,10 +14,7 @@ pub struct Fingerprint(String);
 impl Fingerprint {
     /// Fingerprints any secret bytes.
     pub fn of(secret: &[u8]) -> Self {
-        let d = digest::digest(&digest::SHA256, secret);
-        let mut s = URL_SAFE_NO_PAD.encode(d.as_ref());
-        s.truncate(12);
-        Fingerprint(s)
+        TokenDigest::of(secret).fingerprint()
     }
 
     /// The fingerprint text.
@@ -38,6 +35,26 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
+/// The SHA-256 of a bearer token. Computed once per request, it keys the verified-token cache and
+/// gives the token's [`Fingerprint`], so the token is hashed once rather than twice.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of `secret`.
+    pub(crate) fn of(secret: &[u8]) -> Self {
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(digest::digest(&digest::SHA256, secret).as_ref());
+        TokenDigest(bytes)
+    }
+
+    /// The fingerprint: the first 12 base64url characters of the digest, which are those of its
+    /// first 9 bytes (3 bytes make 4 characters).
+    pub(crate) fn fingerprint(&self) -> Fingerprint {
+        Fingerprint(URL_SAFE_NO_PAD.encode(&self.0[..9]))
+    }
+}
+
 /// The full SHA-256 of a secret, base64url: how refresh tokens are stored.
 pub(crate) fn sha256_b64(secret: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, secret).as_ref())
@@ -54,5 +71,17 @@ mod tests {
         assert_eq!(f, Fingerprint::of(b"super-secret-token"));
         assert_ne!(f, Fingerprint::of(b"super-secret-tokem"));
         assert!(!format!("{f:?}{f}").contains("secret"));
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_prefix_of_the_full_digest() {
+        for secret in [&b""[..], b"a", b"super-secret-token", &[0xffu8; 500]] {
+            let full = sha256_b64(secret);
+            assert_eq!(Fingerprint::of(secret).as_str(), &full[..12]);
+            assert_eq!(
+                TokenDigest::of(secret).fingerprint(),
+                Fingerprint::of(secret)
+            );
+        }
     }
 }

@@ -11,6 +11,7 @@ use aws_lc_rs::signature::KeyPair;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey};
+use mcp_guard_auth::Fingerprint;
 use mcp_guard_auth::store::{MemoryStore, Store};
 use mcp_guard_auth::token::{
     AccessClaims, AuthnError, IssuerPolicy, KeySet, SigningKey, TokenAuthenticator, TokenError,
@@ -531,6 +532,37 @@ fn revoked_jti_is_refused_even_after_a_cache_hit() {
     let fresh = TokenAuthenticator::new(w.verifier.clone(), store, 1000);
     assert!(matches!(
         fresh.authenticate(&token, NOW),
+        Err(AuthnError::Token(TokenError::Revoked))
+    ));
+}
+
+#[test]
+fn the_fingerprinted_path_shares_the_cache_and_refuses_the_same() {
+    let w = world();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let authn = TokenAuthenticator::new(w.verifier.clone(), store, 1000);
+    let token = own_token(&w, own_header(&w), claims());
+    let (fingerprint, verified) = authn.authenticate_fingerprinted(&token, NOW);
+    assert_eq!(fingerprint, Fingerprint::of(token.as_bytes()));
+    assert_eq!(verified.unwrap().principal.subject, "alice");
+    assert_eq!(authn.cache_counts(), (0, 1));
+    assert!(authn.authenticate(&token, NOW).is_ok());
+    assert_eq!(authn.cache_counts(), (1, 1), "one cache for both calls");
+
+    // Another signature on the same claims: another key, and refused.
+    let (head, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{head}.{}", b64(&[0u8; 32]));
+    let (forged_fingerprint, refused) = authn.authenticate_fingerprinted(&forged, NOW);
+    assert_eq!(forged_fingerprint, Fingerprint::of(forged.as_bytes()));
+    assert_ne!(forged_fingerprint, fingerprint);
+    assert!(matches!(
+        refused,
+        Err(AuthnError::Token(TokenError::BadSignature))
+    ));
+
+    authn.revoke("j-1", NOW + 600).unwrap();
+    assert!(matches!(
+        authn.authenticate_fingerprinted(&token, NOW).1,
         Err(AuthnError::Token(TokenError::Revoked))
     ));
 }

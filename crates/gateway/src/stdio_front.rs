@@ -207,12 +207,12 @@ fn principal(
     if token.is_empty() {
         return Err(StdioError::InvalidToken("the variable is empty".into()));
     }
-    let fingerprint = Fingerprint::of(token.as_bytes());
     let store = tokens::open_store(config).map_err(|e| StdioError::Runtime(format!("{e:#}")))?;
     let verifier = tokens::open_verifier(config, &*store)
         .map_err(|e| StdioError::Config(format!("cannot verify tokens: {e:#}")))?;
     let authn = TokenAuthenticator::new(verifier, store, 16);
-    let verified = match authn.authenticate(&token, now_unix()) {
+    let (fingerprint, verified) = authn.authenticate_fingerprinted(&token, now_unix());
+    let verified = match verified {
         Ok(v) => v,
         Err(AuthnError::Token(e)) => {
             authn_failed(audit, &fingerprint, &e.to_string());

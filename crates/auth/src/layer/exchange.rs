@@ -304,8 +304,10 @@ fn authenticate<'h>(
             return Err(Box::new(unauthorized(Some("invalid_token"))));
         }
     };
-    let credential = Fingerprint::of(token.as_bytes());
-    match shared.authenticator.authenticate(token, now_unix()) {
+    let (credential, verified) = shared
+        .authenticator
+        .authenticate_fingerprinted(token, now_unix());
+    match verified {
         Ok(verified) => {
             let principal = verified.principal.clone();
             let caller = Caller {

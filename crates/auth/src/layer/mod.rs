@@ -63,6 +63,7 @@ use axum::http::{Request, Response};
 use bytes::Bytes;
 use mcp_guard_core::Authorizer;
 
+use crate::Fingerprint;
 use crate::attributes::Providers;
 use crate::audit::AuditSink;
 use crate::token::{AuthnError, TokenAuthenticator, VerifiedToken, Verifier};
@@ -72,11 +73,32 @@ use crate::token::{AuthnError, TokenAuthenticator, VerifiedToken, Verifier};
 pub trait Authenticate: Send + Sync + 'static {
     /// Verifies `token` at `now` (Unix seconds).
     fn authenticate(&self, token: &str, now: i64) -> Result<Arc<VerifiedToken>, AuthnError>;
+
+    /// Verifies `token` and fingerprints it for the audit trail; an implementation that hashes
+    /// the token anyway (a cache key) can give both from one hash.
+    fn authenticate_fingerprinted(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> (Fingerprint, Result<Arc<VerifiedToken>, AuthnError>) {
+        (
+            Fingerprint::of(token.as_bytes()),
+            self.authenticate(token, now),
+        )
+    }
 }
 
 impl Authenticate for TokenAuthenticator {
     fn authenticate(&self, token: &str, now: i64) -> Result<Arc<VerifiedToken>, AuthnError> {
         TokenAuthenticator::authenticate(self, token, now)
+    }
+
+    fn authenticate_fingerprinted(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> (Fingerprint, Result<Arc<VerifiedToken>, AuthnError>) {
+        TokenAuthenticator::authenticate_fingerprinted(self, token, now)
     }
 }
 
@@ -89,6 +111,14 @@ impl Authenticate for Verifier {
 impl<T: Authenticate> Authenticate for Arc<T> {
     fn authenticate(&self, token: &str, now: i64) -> Result<Arc<VerifiedToken>, AuthnError> {
         (**self).authenticate(token, now)
+    }
+
+    fn authenticate_fingerprinted(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> (Fingerprint, Result<Arc<VerifiedToken>, AuthnError>) {
+        (**self).authenticate_fingerprinted(token, now)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache;
 
 use super::verify::{TokenError, VerifiedToken, Verifier};
-use crate::fingerprint::sha256_b64;
+use crate::fingerprint::{Fingerprint, TokenDigest};
 use crate::store::{Store, StoreError};
 
 /// Why a bearer token did not authenticate.
@@ -35,10 +35,10 @@ struct Entry {
 
 struct EntryExpiry;
 
-impl moka::Expiry<String, Entry> for EntryExpiry {
+impl moka::Expiry<TokenDigest, Entry> for EntryExpiry {
     fn expire_after_create(
         &self,
-        _key: &String,
+        _key: &TokenDigest,
         value: &Entry,
         created_at: Instant,
     ) -> Option<Duration> {
@@ -50,7 +50,7 @@ impl moka::Expiry<String, Entry> for EntryExpiry {
 pub struct TokenAuthenticator {
     verifier: arc_swap::ArcSwap<Verifier>,
     store: Arc<dyn Store>,
-    cache: Cache<String, Entry>,
+    cache: Cache<TokenDigest, Entry>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -73,8 +73,29 @@ impl TokenAuthenticator {
 
     /// Authenticates a bearer token at `now` (Unix seconds).
     pub fn authenticate(&self, token: &str, now: i64) -> Result<Arc<VerifiedToken>, AuthnError> {
-        // Keyed by a hash, so the cache holds no token that could be read back out of memory dumps.
-        let key = sha256_b64(token.as_bytes());
+        self.check(TokenDigest::of(token.as_bytes()), token, now)
+    }
+
+    /// [`Self::authenticate`], and the token's [`Fingerprint`] for logs and audit lines, taken
+    /// from the same SHA-256 that keys the cache.
+    pub fn authenticate_fingerprinted(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> (Fingerprint, Result<Arc<VerifiedToken>, AuthnError>) {
+        let key = TokenDigest::of(token.as_bytes());
+        (key.fingerprint(), self.check(key, token, now))
+    }
+
+    /// `key` is `token`'s digest: only the two public functions above call this, each with the
+    /// digest it has just computed, so a cached entry is never reached through another token.
+    /// Keyed by a hash, so the cache holds no token that could be read back out of memory dumps.
+    fn check(
+        &self,
+        key: TokenDigest,
+        token: &str,
+        now: i64,
+    ) -> Result<Arc<VerifiedToken>, AuthnError> {
         if let Some(hit) = self.cache.get(&key) {
             // A cache entry never outlives its token, but the clock may have moved past `exp`
             // between insertions and lookups.

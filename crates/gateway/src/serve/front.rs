@@ -140,8 +140,8 @@ fn authenticate_untimed(
             return Err(Box::new(gw.unauthorized(Some("invalid_token"))));
         }
     };
-    let credential = Fingerprint::of(token.as_bytes());
-    match gw.auth.authn.authenticate(token, now_unix()) {
+    let (credential, verified) = gw.auth.authn.authenticate_fingerprinted(token, now_unix());
+    match verified {
         Ok(verified) => {
             let principal = verified.principal.clone();
             let owner = Owner {
