@@ -16,6 +16,9 @@
 #                                                      RSS, sessions, children and errors
 # Options:
 #   --duration SECONDS    each measured run (default 10; 2 with --quick)
+#   --rounds N            repeat the set of runs N times, interleaved, and report each figure's
+#                         median over the rounds (default 1); this VM's speed drifts by tens of
+#                         percent within minutes, and interleaving spreads that over every proxy
 #   --bin PATH            the mcp-guard binary (default: $MCP_GUARD_BIN, else
 #                         target/release/mcp-guard, built if missing; with --quick also
 #                         target/debug/mcp-guard)
@@ -44,6 +47,7 @@ LUA="$ROOT/bench/mcp-call.lua"
 COMMAND_LINE="bench/load.sh${*:+ $*}"
 
 DURATION=""
+ROUNDS=1
 BIN="${MCP_GUARD_BIN:-}"
 QUICK=0
 SOAK_MIN=""
@@ -60,6 +64,7 @@ die() {
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="${2:?--duration needs SECONDS}"; shift 2 ;;
+    --rounds) ROUNDS="${2:?--rounds needs N}"; shift 2 ;;
     --bin) BIN="${2:?--bin needs PATH}"; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --soak) SOAK_MIN="${2:?--soak needs MINUTES}"; shift 2 ;;
@@ -77,6 +82,7 @@ if [ -z "$DURATION" ]; then
   if [ "$QUICK" = 1 ]; then DURATION=2; else DURATION=10; fi
 fi
 is_uint "$DURATION" || die "--duration must be a positive whole number of seconds"
+is_uint "$ROUNDS" || die "--rounds must be a positive whole number"
 if [ -z "$SOAK_WARMUP" ]; then
   if [ "$QUICK" = 1 ]; then SOAK_WARMUP=5; else SOAK_WARMUP=30; fi
 fi
@@ -516,23 +522,37 @@ HEADER_INFO() {
 }
 
 if [ -z "$SOAK_MIN" ]; then
-  echo "load.sh: $DURATION s per run; $PLACEMENT" >&2
-  measure direct-c1 "$DIRECT_URL" "" 1 1
-  measure passthrough-c1 "$PASS_URL" "" 1 1 "$PASS_PID"
-  measure gateway-c1 "$GATEWAY_URL" "$TOKEN" 1 1
+  echo "load.sh: $DURATION s per run, $ROUNDS round(s); $PLACEMENT" >&2
   RUNS=(direct-c1 passthrough-c1 gateway-c1)
-  if [ -n "$NGINX_WORKER" ]; then
-    measure nginx-c1 "$NGINX_URL" "" 1 1 "$NGINX_WORKER"
-    RUNS+=(nginx-c1)
-  fi
-  measure direct-c16 "$DIRECT_URL" "" 2 16
-  measure passthrough-c16 "$PASS_URL" "" 2 16 "$PASS_PID"
-  measure gateway-c16 "$GATEWAY_URL" "$TOKEN" 2 16
+  [ -n "$NGINX_WORKER" ] && RUNS+=(nginx-c1)
   RUNS+=(direct-c16 passthrough-c16 gateway-c16)
-  if [ -n "$NGINX_WORKER" ]; then
-    measure nginx-c16 "$NGINX_URL" "" 2 16 "$NGINX_WORKER"
-    RUNS+=(nginx-c16)
-  fi
+  [ -n "$NGINX_WORKER" ] && RUNS+=(nginx-c16)
+  for round in $(seq 1 "$ROUNDS"); do
+    for name in "${RUNS[@]}"; do
+      case "$name" in
+        direct-c1) measure "$name-r$round" "$DIRECT_URL" "" 1 1 ;;
+        passthrough-c1) measure "$name-r$round" "$PASS_URL" "" 1 1 "$PASS_PID" ;;
+        gateway-c1) measure "$name-r$round" "$GATEWAY_URL" "$TOKEN" 1 1 ;;
+        nginx-c1) measure "$name-r$round" "$NGINX_URL" "" 1 1 "$NGINX_WORKER" ;;
+        direct-c16) measure "$name-r$round" "$DIRECT_URL" "" 2 16 ;;
+        passthrough-c16) measure "$name-r$round" "$PASS_URL" "" 2 16 "$PASS_PID" ;;
+        gateway-c16) measure "$name-r$round" "$GATEWAY_URL" "$TOKEN" 2 16 ;;
+        nginx-c16) measure "$name-r$round" "$NGINX_URL" "" 2 16 "$NGINX_WORKER" ;;
+      esac
+    done
+  done
+  # Each figure of a run is its median over the rounds (the lower middle one for an even count,
+  # so whole numbers stay whole); log lines are added up.
+  for name in "${RUNS[@]}"; do
+    for key in requests rps p50 p90 p99 gwcpu upcpu; do
+      R[$name.$key]=$(for round in $(seq 1 "$ROUNDS"); do echo "${R[$name-r$round.$key]}"; done |
+        sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    done
+    R[$name.logs]=0
+    for round in $(seq 1 "$ROUNDS"); do
+      R[$name.logs]=$((${R[$name.logs]} + ${R[$name-r$round.logs]}))
+    done
+  done
   OWN_P50=$((${R[gateway-c1.p50]} - ${R[passthrough-c1.p50]}))
   OWN_CPU1=$(awk -v g="${R[gateway-c1.gwcpu]}" -v p="${R[passthrough-c1.gwcpu]}" 'BEGIN { printf "%.1f", g - p }')
   OWN_CPU16=$(awk -v g="${R[gateway-c16.gwcpu]}" -v p="${R[passthrough-c16.gwcpu]}" 'BEGIN { printf "%.1f", g - p }')
@@ -548,6 +568,9 @@ if [ -z "$SOAK_MIN" ]; then
   echo
   HEADER_INFO
   echo "- wrk: \`-t1 -c1 --latency\` and \`-t2 -c16\`, ${DURATION} s each after a 2 s warm-up; every response checked (200 with the echo)"
+  if [ "$ROUNDS" -gt 1 ]; then
+    echo "- $ROUNDS rounds of every run, interleaved; each figure below is its median over the rounds (requests: the median round's count)"
+  fi
   echo
   echo "| Run | Connections | Requests | Req/s | p50 (µs) | p90 (µs) | p99 (µs) | Proxy CPU (µs/req) | Demo CPU (µs/req) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
