@@ -26,9 +26,10 @@ const ISSUER: &str = "https://idp.example";
 const RESOURCE: &str = "http://127.0.0.1:8000/mcp";
 const METADATA: &str = "http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp";
 
-/// The MCP handler of one session; `#[tool_handler]` routes to the tools below.
+/// The MCP handler of one session; `#[tool_handler]` routes to the tools below. Public so that
+/// `tests/layer_rmcp.rs` can serve this very handler.
 #[derive(Clone)]
-struct Whoami;
+pub struct Whoami;
 
 /// Arguments of `echo` and `deploy`.
 #[derive(serde::Deserialize, schemars::JsonSchema)]

@@ -10,57 +10,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use axum::http::request::Parts;
 use mcp_guard_auth::audit::MemorySink;
 use mcp_guard_auth::layer::AuthLayer;
 use mcp_guard_auth::token::{Algorithm, IssuerPolicy, SigningKey, Verifier, VerifyKey};
-use mcp_guard_core::{AuthorizerBuilder, Pattern, Principal};
-use rmcp::handler::server::tool::Extension;
-use rmcp::handler::server::wrapper::Parameters;
+use mcp_guard_core::{AuthorizerBuilder, Pattern};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
 use tower_layer::Layer as _;
 
 const ISSUER: &str = "https://idp.example";
 const SECRET: &[u8] = b"an HS256 secret of at least 32 bytes, for tests";
 
-/// The example's server: `whoami` answers with the caller's subject.
-#[derive(Clone)]
-struct Whoami;
-
-#[derive(serde::Deserialize, schemars::JsonSchema)]
-struct Text {
-    text: String,
-}
-
-#[tool_router]
-impl Whoami {
-    /// Returns the subject of the caller's token.
-    #[tool]
-    async fn whoami(&self, Extension(parts): Extension<Parts>) -> String {
-        parts
-            .extensions
-            .get::<Principal>()
-            .map_or_else(|| "nobody".to_owned(), |p| p.subject.clone())
-    }
-
-    /// Returns its argument.
-    #[tool]
-    async fn echo(&self, Parameters(Text { text }): Parameters<Text>) -> String {
-        text
-    }
-
-    /// Pretends to deploy.
-    #[tool]
-    async fn deploy(&self, Parameters(Text { text }): Parameters<Text>) -> String {
-        format!("deployed {text}")
-    }
-}
-
-#[tool_handler]
-impl ServerHandler for Whoami {}
+/// The example's own server (`examples/whoami.rs`), so this test runs what the example shows.
+#[path = "../examples/whoami.rs"]
+#[expect(
+    dead_code,
+    reason = "the example's `main` and the constants only it reads are not used here"
+)]
+mod example;
+use example::Whoami;
 
 fn interop_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop");
