@@ -34,7 +34,7 @@ pub use index::PatternIndex;
 pub use json::{StrictJsonError, StrictValue, parse_strict};
 pub use message::{
     BatchItem, Classified, ClassifyOptions, Message, MessageKind, RequestId, RpcError, classify,
-    codes,
+    classify_parsed, codes,
 };
 pub use operation::{CompletionRef, ListKind, Operation, Permission, TaskMethod};
 pub use pattern::{Pattern, PatternError};

@@ -158,7 +158,17 @@ impl Default for ClassifyOptions {
 
 /// Classifies the raw bytes of one HTTP body or stdio line.
 pub fn classify(bytes: &[u8], options: ClassifyOptions) -> Classified {
-    let value = match parse_strict(bytes) {
+    classify_parsed(bytes, parse_strict(bytes), options)
+}
+
+/// [`classify`] for a caller that has already parsed `bytes` with [`parse_strict`] (to read
+/// something else from the same tree first): `parsed` must be that parse's result.
+pub fn classify_parsed(
+    bytes: &[u8],
+    parsed: Result<Value, StrictJsonError>,
+    options: ClassifyOptions,
+) -> Classified {
+    let value = match parsed {
         Ok(v) => v,
         Err(e) => return Classified::Single(Err(json_error(&e))),
     };

@@ -17,7 +17,7 @@ use mcp_guard_auth::endpoints::ClientAddr;
 use mcp_guard_core::{
     BatchItem, Classified, ClassifyOptions, Context, Decision, Environment, ListKind, Message,
     MessageKind, Operation, Permitted, ProvidedAttributes, RequestId, SessionFacts, ToolCatalog,
-    classify, codes,
+    classify_parsed, codes, parse_strict,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -52,6 +52,8 @@ struct Exchange {
     modern: bool,
     /// Its checked routing headers, passed on to an HTTP upstream.
     routing: HeaderMap,
+    /// `params._meta.progressToken` of a single message, to route progress notifications by.
+    progress: Option<Value>,
     /// Attribute provider results, gathered when a message first needs them.
     attributes: RequestAttributes,
 }
@@ -87,7 +89,10 @@ pub async fn post(
     if let Some(r) = check_protocol_header(&headers) {
         return r;
     }
-    let era = match routing::check(&headers, &body) {
+    // The one parse of the body: the routing check, the progress token and the classification
+    // all read this tree.
+    let parsed = parse_strict(&body);
+    let era = match routing::check(&headers, parsed.as_ref().ok()) {
         Ok(era) => era,
         Err(e @ RoutingError::Mismatch(_)) => {
             return json_rpc_error(
@@ -139,6 +144,7 @@ pub async fn post(
         wants_sse: accept.contains("text/event-stream"),
         modern,
         routing: routing_headers,
+        progress: parsed.as_ref().ok().and_then(progress_token),
         attributes: RequestAttributes::default(),
     };
     let allow_batch = !modern
@@ -150,7 +156,7 @@ pub async fn post(
         allow_batch,
         max_batch: gw.config.server.max_batch,
     };
-    match classify(&body, options) {
+    match classify_parsed(&body, parsed, options) {
         Classified::Single(Err(e)) => json_rpc_error(
             StatusCode::BAD_REQUEST,
             e.id.as_ref().map(RequestId::to_value),
@@ -469,7 +475,7 @@ async fn request(
     let Some(id) = message.id.clone() else {
         return upstream_failed(None, StatusCode::BAD_GATEWAY);
     };
-    let pending = match session.begin(&link, id.clone(), progress_token(&bytes)) {
+    let pending = match session.begin(&link, id.clone(), x.progress.clone()) {
         Ok(p) => p,
         Err(LinkError::InFlight) => {
             return json_rpc_error(
@@ -582,26 +588,13 @@ fn error_line(id: &RequestId, code: i32, message: &str) -> Bytes {
 }
 
 /// `params._meta.progressToken` of a request, to route its progress notifications.
-fn progress_token(bytes: &[u8]) -> Option<Value> {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        params: Option<Params>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Params {
-        #[serde(rename = "_meta")]
-        meta: Option<Meta>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Meta {
-        #[serde(rename = "progressToken")]
-        progress_token: Option<Value>,
-    }
-    serde_json::from_slice::<Probe>(bytes)
-        .ok()?
-        .params?
-        .meta?
-        .progress_token
+fn progress_token(message: &Value) -> Option<Value> {
+    message
+        .get("params")?
+        .get("_meta")?
+        .get("progressToken")
+        .filter(|t| !t.is_null())
+        .cloned()
 }
 
 /// The response line as the client gets it: list results filtered, everything else unchanged.
@@ -934,5 +927,32 @@ pub async fn delete(
         }
         Ok(None) => session_required(),
         Err(r) => *r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_token_is_read_from_params_meta() {
+        let token = |body: &str| progress_token(&serde_json::from_str(body).unwrap());
+        assert_eq!(
+            token(r#"{"id":1,"params":{"_meta":{"progressToken":"p1"}}}"#),
+            Some(Value::from("p1"))
+        );
+        assert_eq!(
+            token(r#"{"id":1,"params":{"_meta":{"progressToken":7}}}"#),
+            Some(Value::from(7))
+        );
+        for none in [
+            r#"{"id":1}"#,
+            r#"{"id":1,"params":[{"_meta":{"progressToken":"p1"}}]}"#,
+            r#"{"id":1,"params":{"_meta":"p1"}}"#,
+            r#"{"id":1,"params":{"_meta":{"progressToken":null}}}"#,
+            r#"{"id":1,"params":{"progressToken":"p1"}}"#,
+        ] {
+            assert_eq!(token(none), None, "{none}");
+        }
     }
 }

@@ -7,8 +7,7 @@
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The stateless revision.
 pub const MODERN: &str = "2026-07-28";
@@ -39,46 +38,52 @@ pub enum RoutingError {
     MissingMeta(&'static str),
 }
 
-#[derive(Deserialize)]
-struct Probe {
-    id: Option<Value>,
-    method: Option<Value>,
-    params: Option<Params>,
+/// What the check reads of a message, borrowed from its parse. A JSON `null` counts as absent.
+struct Probe<'a> {
+    id: Option<&'a Value>,
+    method: Option<&'a Value>,
+    params: Option<&'a Map<String, Value>>,
+    version: Option<&'a Value>,
 }
 
-#[derive(Deserialize)]
-struct Params {
-    name: Option<Value>,
-    uri: Option<Value>,
-    #[serde(rename = "taskId")]
-    task_id: Option<Value>,
-    #[serde(rename = "_meta")]
-    meta: Option<Meta>,
+/// A member's value, `null` counting as absent.
+fn member<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    object.get(key).filter(|v| !v.is_null())
 }
 
-/// Only the key this check reads: the rest of `_meta` is skipped, not built.
-#[derive(Deserialize)]
-struct Meta {
-    #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
-    version: Option<Value>,
+impl<'a> Probe<'a> {
+    /// `None` for anything but an object whose `params` and `params._meta`, when present, are
+    /// objects too: such a body is no 2026-07-28 request (arrays are legacy batches).
+    fn of(message: &'a Value) -> Option<Self> {
+        let object = message.as_object()?;
+        let params = match member(object, "params") {
+            None => None,
+            Some(Value::Object(p)) => Some(p),
+            Some(_) => return None,
+        };
+        let meta = match params.and_then(|p| member(p, "_meta")) {
+            None => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(_) => return None,
+        };
+        Some(Probe {
+            id: member(object, "id"),
+            method: member(object, "method"),
+            params,
+            version: meta.and_then(|m| member(m, META_VERSION)),
+        })
+    }
 }
 
-/// Reads the era of a single-message body and checks its routing headers against it. The body
-/// has already passed the strict parse, so duplicate keys cannot make this read differ from the
-/// policy's.
-pub fn check(headers: &HeaderMap, body: &[u8]) -> Result<Era, RoutingError> {
-    let probe: Probe = match serde_json::from_slice(body) {
-        Ok(p) => p,
-        // Arrays (batches) and other shapes belong to the legacy revisions.
-        Err(_) => return Ok(Era::Legacy),
+/// Reads the era of a single-message body and checks its routing headers against it. `message`
+/// is the body's strict parse (so duplicate keys cannot make this read differ from the policy's),
+/// `None` when it did not parse, which the classification then refuses.
+pub fn check(headers: &HeaderMap, message: Option<&Value>) -> Result<Era, RoutingError> {
+    let Some(probe) = message.and_then(Probe::of) else {
+        return Ok(Era::Legacy);
     };
     let header_version = single(headers, PROTOCOL_HEADER)?;
-    let meta_version = probe
-        .params
-        .as_ref()
-        .and_then(|p| p.meta.as_ref())
-        .and_then(|m| m.version.as_ref());
-    let meta_version = match meta_version {
+    let meta_version = match probe.version {
         None => None,
         Some(Value::String(v)) => Some(v.as_str()),
         Some(_) => {
@@ -117,7 +122,7 @@ pub fn check(headers: &HeaderMap, body: &[u8]) -> Result<Era, RoutingError> {
     if probe.id.is_none() {
         return Ok(Era::Modern(version));
     }
-    let method = probe.method.as_ref().and_then(Value::as_str).unwrap_or("");
+    let method = probe.method.and_then(Value::as_str).unwrap_or("");
     match single(headers, METHOD_HEADER)? {
         Some(h) if h == method => {}
         Some(h) => {
@@ -127,13 +132,13 @@ pub fn check(headers: &HeaderMap, body: &[u8]) -> Result<Era, RoutingError> {
         }
         None => return Err(RoutingError::Mismatch("Mcp-Method is missing".into())),
     }
-    let params = probe.params.as_ref();
-    let named = match method {
-        "tools/call" | "prompts/get" => params.and_then(|p| p.name.as_ref()),
-        "resources/read" => params.and_then(|p| p.uri.as_ref()),
-        "tasks/get" | "tasks/update" | "tasks/cancel" => params.and_then(|p| p.task_id.as_ref()),
+    let named_by = match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
         _ => None,
     };
+    let named = named_by.and_then(|key| probe.params.and_then(|p| member(p, key)));
     if let Some(name) = named {
         let name = name.as_str().unwrap_or_default();
         match single(headers, NAME_HEADER)? {
@@ -183,6 +188,12 @@ fn decode(value: &str) -> Result<String, RoutingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The check on a body, parsed as the gateway parses it.
+    fn check(headers: &HeaderMap, body: &[u8]) -> Result<Era, RoutingError> {
+        let parsed = mcp_guard_core::parse_strict(body).ok();
+        super::check(headers, parsed.as_ref())
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -274,5 +285,47 @@ mod tests {
             ("mcp-method", "tools/list"),
         ]);
         assert!(matches!(check(&h, body), Err(RoutingError::MissingMeta(_))));
+    }
+
+    #[test]
+    fn bodies_that_are_no_single_request_object_are_legacy() {
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ]);
+        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
+        for body in [
+            format!("[{CALL},{CALL}]"),
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["echo",{{{meta}}}]}}"#),
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","_meta":"x"}}"#
+                .to_owned(),
+            "not json".to_owned(),
+            // Duplicate keys: the strict parse refuses it, so the classification answers it.
+            format!(r#"{{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call","params":{{"name":"echo",{meta}}}}}"#),
+        ] {
+            assert_eq!(check(&h, body.as_bytes()), Ok(Era::Legacy), "{body}");
+        }
+    }
+
+    #[test]
+    fn null_members_count_as_absent() {
+        let version = headers(&[("mcp-protocol-version", "2026-07-28")]);
+        // `"id": null` is no id: a notification, which has no header rules.
+        let body = br#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"x","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        assert_eq!(check(&version, body), Ok(Era::Modern("2026-07-28".into())));
+        // A `null` version is no version: the request lacks it.
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":null}}}"#;
+        assert!(matches!(
+            check(&version, body),
+            Err(RoutingError::MissingMeta(_))
+        ));
+        // A `null` name with a header naming a tool is not a match for anything to check.
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+        ]);
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":null,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        assert_eq!(check(&h, body), Ok(Era::Modern("2026-07-28".into())));
     }
 }
