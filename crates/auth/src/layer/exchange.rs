@@ -370,7 +370,7 @@ fn authorize(
     let mut e = caller.event("decision", session);
     e.method = message.method.clone().or_else(|| Some("(response)".into()));
     e.target = target_of(&message.operation);
-    e.request_id = message.id.as_ref().map(|i| i.to_value().to_string());
+    e.request_id = message.id.as_ref().map(RequestId::to_json);
     let (decision, permitted) =
         shared
             .authorizer

@@ -111,7 +111,7 @@ impl Filter {
         let mut e = self.caller.event("list", self.session.as_deref());
         e.outcome = Some("allow");
         e.method = Some(kind.method().to_owned());
-        e.request_id = Some(id.to_value().to_string());
+        e.request_id = Some(id.to_json());
         e.shown = Some(counts.shown);
         e.hidden = Some(counts.hidden);
         self.shared.audit.record(&e);

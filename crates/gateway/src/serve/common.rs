@@ -36,7 +36,7 @@ pub fn decision_event(
     e.credential = credential.map(str::to_owned);
     e.method = message.method.clone().or_else(|| Some("(response)".into()));
     e.target = target_of(&message.operation);
-    e.request_id = message.id.as_ref().map(|i| i.to_value().to_string());
+    e.request_id = message.id.as_ref().map(RequestId::to_json);
     e.session = Some(session.to_owned());
     e
 }

@@ -2,7 +2,6 @@
 //! DELETE, with every message authenticated, authorized and audited (DESIGN.md sections 2, 8, 9).
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +44,8 @@ struct Exchange {
     /// The rules this request started with (a reload does not change them mid-request).
     rules: Arc<Rules>,
     caller: Caller,
-    ip: Option<IpAddr>,
+    /// The client's address as the audit log and policies show it, formatted once.
+    ip: Option<String>,
     user_agent: Option<String>,
     wants_sse: bool,
     /// A stateless 2026-07-28 request.
@@ -62,7 +62,7 @@ impl Exchange {
     fn environment(&self) -> Environment {
         Environment {
             now_unix: Some(now_unix()),
-            client_ip: self.ip.map(|i| i.to_string()),
+            client_ip: self.ip.clone(),
             user_agent: self.user_agent.clone(),
         }
     }
@@ -136,7 +136,7 @@ pub async fn post(
     let x = Exchange {
         rules,
         caller,
-        ip,
+        ip: ip.map(|i| i.to_string()),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -391,7 +391,7 @@ fn decision_event(x: &Exchange, session: &Session, message: &Message) -> AuditEv
         message,
         short(&session.id),
     );
-    e.client_ip = x.ip.map(|i| i.to_string());
+    e.client_ip = x.ip.clone();
     e
 }
 
