@@ -299,13 +299,17 @@ pub fn rfc3339_millis(unix_ms: i64) -> String {
     out
 }
 
-/// Appends the last `width` decimal digits of `n` (which is not negative), zero-padded.
-fn push_digits(out: &mut String, n: i64, width: u32) {
-    for place in (0..width).rev() {
-        let digit = (n / 10_i64.pow(place)).rem_euclid(10);
-        out.push(char::from(
-            b"0123456789"[usize::try_from(digit).unwrap_or(0)],
-        ));
+/// Appends the last `width` (at most 4) decimal digits of `n` (which is not negative),
+/// zero-padded.
+fn push_digits(out: &mut String, mut n: i64, width: usize) {
+    let mut digits = [b'0'; 4];
+    // From the right, dividing by the constant 10 (a multiply), not by a computed power of ten.
+    for slot in digits.iter_mut().take(width).rev() {
+        *slot = b"0123456789"[usize::try_from(n % 10).unwrap_or(0)];
+        n /= 10;
+    }
+    for &digit in digits.iter().take(width) {
+        out.push(char::from(digit));
     }
 }
 
