@@ -14,6 +14,8 @@
 #                                                      (CI: keeps the script working)
 #   bench/load.sh --soak MINUTES [--bin PATH]          moderate load through the gateway only;
 #                                                      RSS, sessions, children and errors
+#   bench/load.sh --instructions [--bin PATH]          instructions per request of the
+#                                                      passthrough and the gateway (valgrind)
 # Options:
 #   --duration SECONDS    each measured run (default 10; 2 with --quick)
 #   --rounds N            repeat the set of runs N times, interleaved, and report each figure's
@@ -27,6 +29,14 @@
 #   --no-nginx            skip the nginx reference runs (they run when `nginx` is on PATH, never
 #                         with --quick or --soak)
 #   --keep                keep the temporary directory (configuration, logs, wrk output)
+#
+# --instructions runs the passthrough and the gateway under valgrind's callgrind, counting
+# instructions only while wrk sends requests over 1 connection, and reports instructions per
+# request: a figure that, unlike CPU time on this VM, does not drift from run to run (it moves by
+# under 1%), so a change of a few percent in the guard's own work can be seen. It counts work,
+# not time: cache misses and system calls are not in it, and valgrind runs SHA-256 without the
+# SHA extensions, so hashing counts for more than it costs natively. Installs the Debian
+# package `valgrind` if missing. Not with --soak; nginx is not run.
 #
 # Placement on a machine with 2 or more CPUs: wrk on CPU 0; the demo server, the passthrough and
 # the gateway on CPU 1 (override with LOAD_WRK_CPUS and LOAD_SERVER_CPUS, taskset lists). Only one
@@ -52,6 +62,7 @@ BIN="${MCP_GUARD_BIN:-}"
 QUICK=0
 SOAK_MIN=""
 SOAK_WARMUP=""
+INSTRUCTIONS=0
 SHIM_WANTED=1
 NGINX_WANTED=1
 KEEP=0
@@ -69,6 +80,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --soak) SOAK_MIN="${2:?--soak needs MINUTES}"; shift 2 ;;
     --soak-warmup) SOAK_WARMUP="${2:?--soak-warmup needs SECONDS}"; shift 2 ;;
+    --instructions) INSTRUCTIONS=1; shift ;;
     --no-nodelay-shim) SHIM_WANTED=0; shift ;;
     --no-nginx) NGINX_WANTED=0; shift ;;
     --keep) KEEP=1; shift ;;
@@ -89,21 +101,29 @@ fi
 is_uint "$SOAK_WARMUP" || die "--soak-warmup must be a positive whole number of seconds"
 if [ -n "$SOAK_MIN" ]; then
   is_uint "$SOAK_MIN" || die "--soak must be a positive whole number of minutes"
+  [ "$INSTRUCTIONS" = 0 ] || die "--instructions and --soak do not go together"
 fi
 
 # ---------------------------------------------------------------------------------------------
 # Tools and binary.
 
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "load.sh: wrk is missing; installing the Debian package" >&2
-  SUDO=""
+# apt_install COMMAND PACKAGE: installs the Debian package when the command is missing.
+apt_install() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "load.sh: $1 is missing; installing the Debian package $2" >&2
+  local sudo=""
   if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "wrk is missing and this is not root: apt-get install -y wrk"
-    SUDO="sudo -n"
+    command -v sudo >/dev/null 2>&1 || die "$1 is missing and this is not root: apt-get install -y $2"
+    sudo="sudo -n"
   fi
-  $SUDO apt-get install -y wrk >/dev/null 2>&1 ||
-    { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null; } ||
-    die "could not install wrk"
+  $sudo apt-get install -y "$2" >/dev/null 2>&1 ||
+    { $sudo apt-get update >/dev/null && $sudo apt-get install -y "$2" >/dev/null; } ||
+    die "could not install $2"
+}
+apt_install wrk wrk
+if [ "$INSTRUCTIONS" = 1 ]; then
+  apt_install valgrind valgrind
+  command -v callgrind_control >/dev/null 2>&1 || die "callgrind_control is missing (package valgrind)"
 fi
 for tool in curl taskset awk; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is missing"
@@ -323,27 +343,40 @@ DEMO_PID=$!
 PIDS+=("$DEMO_PID")
 wait_for_line "listening on" "$DIR/demo.log" 30 "$DEMO_PID"
 
-"${SERVER_PIN[@]}" "$BIN" serve --config "$DIR/gateway.toml" >"$DIR/gateway.out" 2>"$DIR/gateway.log" &
+# With --instructions, the two proxies run under callgrind, counting nothing until told to.
+# callgrind COUNTED_NAME: the command prefix for one of them.
+callgrind() {
+  if [ "$INSTRUCTIONS" = 1 ]; then
+    echo valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$DIR/$1.callgrind"
+  fi
+}
+START_LIMIT=60
+[ "$INSTRUCTIONS" = 1 ] && START_LIMIT=300
+
+# shellcheck disable=SC2046  # the prefix is words on purpose
+"${SERVER_PIN[@]}" $(callgrind gateway) "$BIN" serve --config "$DIR/gateway.toml" \
+  >"$DIR/gateway.out" 2>"$DIR/gateway.log" &
 GW_PID=$!
 PIDS+=("$GW_PID")
-wait_for_line "mcp-guard listening" "$DIR/gateway.log" 60 "$GW_PID"
+wait_for_line "mcp-guard listening" "$DIR/gateway.log" "$START_LIMIT" "$GW_PID"
 
 # The baseline: the same HTTP server, client, runtime and allocator, forwarding without any
 # authentication, authorization, audit or metrics (`mcp-guard demo passthrough`).
 PASS_PORT=$(free_port)
 PASS_URL="http://127.0.0.1:$PASS_PORT/mcp"
-"${SERVER_PIN[@]}" "$BIN" demo passthrough --bind "127.0.0.1:$PASS_PORT" --upstream "$DIRECT_URL" \
-  >"$DIR/passthrough.out" 2>"$DIR/passthrough.log" &
+# shellcheck disable=SC2046
+"${SERVER_PIN[@]}" $(callgrind passthrough) "$BIN" demo passthrough --bind "127.0.0.1:$PASS_PORT" \
+  --upstream "$DIRECT_URL" >"$DIR/passthrough.out" 2>"$DIR/passthrough.log" &
 PASS_PID=$!
 PIDS+=("$PASS_PID")
-wait_for_line "passthrough on" "$DIR/passthrough.log" 30 "$PASS_PID"
+wait_for_line "passthrough on" "$DIR/passthrough.log" "$START_LIMIT" "$PASS_PID"
 
 # The reference: nginx forwarding to the demo server over kept-alive HTTP/1.1 connections, no
 # access log, measured on its worker process. Not the product: what a mature C proxy with no
 # auth at all costs per request on this machine and placement.
 NGINX_NOTE="not run (nginx not on PATH)"
 NGINX_WORKER=""
-if [ "$NGINX_WANTED" = 0 ] || [ "$QUICK" = 1 ] || [ -n "$SOAK_MIN" ]; then
+if [ "$NGINX_WANTED" = 0 ] || [ "$QUICK" = 1 ] || [ -n "$SOAK_MIN" ] || [ "$INSTRUCTIONS" = 1 ]; then
   NGINX_NOTE="not run"
 elif command -v nginx >/dev/null; then
   NGINX_PORT=$(free_port)
@@ -521,7 +554,47 @@ HEADER_INFO() {
   echo "- Reference proxy: nginx: $NGINX_NOTE"
 }
 
-if [ -z "$SOAK_MIN" ]; then
+# count NAME URL TOKEN PID: instructions per request of the callgrind process PID while wrk
+# sends requests over 1 connection for DURATION seconds (after an uncounted warm-up).
+count() {
+  local name="$1" url="$2" token="$3" pid="$4"
+  run_wrk "$name-warmup" "$url" "$token" 1 1 2
+  callgrind_control -i on "$pid" >/dev/null 2>&1
+  run_wrk "$name" "$url" "$token" 1 1 "$DURATION"
+  callgrind_control -i off "$pid" >/dev/null 2>&1
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  local dump total requests
+  # The dump is written as the process gets to it: wait (boundedly) for its `totals:` line.
+  for _ in $(seq 1 100); do
+    dump=$(ls -t "$DIR/$name.callgrind".* 2>/dev/null | head -n 1 || true)
+    [ -n "$dump" ] && grep -q '^totals:' "$dump" && break
+    sleep 0.1
+  done
+  total=$(awk '$1 == "totals:" { print $2 }' "${dump:-/dev/null}")
+  [ -n "$total" ] || die "$name: no callgrind dump with a totals line"
+  requests=$(value "$DIR/$name.txt" requests)
+  R[$name.requests]=$requests
+  R[$name.instructions]=$((total / requests))
+  printf 'count %-12s %8s requests  %9s instructions per request\n' "$name" "$requests" "${R[$name.instructions]}" >&2
+}
+
+if [ "$INSTRUCTIONS" = 1 ]; then
+  echo "load.sh: instructions per request under callgrind, $DURATION s at 1 connection each; $PLACEMENT" >&2
+  count passthrough "$PASS_URL" "" "$PASS_PID"
+  count gateway "$GATEWAY_URL" "$TOKEN" "$GW_PID"
+  echo
+  echo "### Gateway load benchmark: instructions per request"
+  echo
+  HEADER_INFO
+  echo "- Counting: valgrind callgrind, instructions only while \`wrk -t1 -c1\` ran for ${DURATION} s (after a 2 s warm-up); every response checked (200 with the echo)"
+  echo
+  echo "| Proxy | Requests counted | Instructions per request |"
+  echo "|---|---:|---:|"
+  echo "| passthrough (no auth) | ${R[passthrough.requests]} | ${R[passthrough.instructions]} |"
+  echo "| gateway | ${R[gateway.requests]} | ${R[gateway.instructions]} |"
+  echo "| the guard's own (gateway - passthrough) | | $((${R[gateway.instructions]} - ${R[passthrough.instructions]})) |"
+  echo
+elif [ -z "$SOAK_MIN" ]; then
   echo "load.sh: $DURATION s per run, $ROUNDS round(s); $PLACEMENT" >&2
   RUNS=(direct-c1 passthrough-c1 gateway-c1)
   [ -n "$NGINX_WORKER" ] && RUNS+=(nginx-c1)
