@@ -117,9 +117,11 @@ impl<W: Write + Send> JsonLines<W> {
 
 impl<W: Write + Send> AuditSink for JsonLines<W> {
     fn record(&self, event: &AuditEvent) {
-        let Ok(mut line) = serde_json::to_vec(event) else {
+        // Room for a typical line up front, rather than growing from serde_json's 128 bytes.
+        let mut line = Vec::with_capacity(512);
+        if serde_json::to_writer(&mut line, event).is_err() {
             return;
-        };
+        }
         line.push(b'\n');
         // Logged after the lock is released: nothing that can fail runs while it is held.
         let written = {

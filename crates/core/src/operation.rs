@@ -61,7 +61,13 @@ impl Permission {
 
 impl std::fmt::Display for Permission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.domain, self.action, self.target)
+        // Piece by piece: `write!` with arguments cost several times as much, and every decision's
+        // audit line shows a permission (callgrind).
+        f.write_str(self.domain)?;
+        f.write_str(":")?;
+        f.write_str(self.action)?;
+        f.write_str(":")?;
+        f.write_str(&self.target)
     }
 }
 
