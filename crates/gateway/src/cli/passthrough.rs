@@ -1,17 +1,18 @@
 //! `mcp-guard demo passthrough`: the load benchmark's baseline. It forwards each POST body to
 //! the upstream and answers with the upstream's status, content type and body, using what
-//! `serve` uses (hyper's HTTP/1 server, the reqwest client, a multi-threaded tokio runtime, the
-//! same allocator). What `serve` costs beyond it is the guard's own work.
+//! `serve` uses (hyper's HTTP/1 server, the same upstream client, a multi-threaded tokio runtime,
+//! the same allocator). What `serve` costs beyond it is the guard's own work.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 use super::{Exit, PassthroughArgs};
+use crate::serve::upstream_http::{UpstreamClient, upstream_client, upstream_uri};
 
 /// Serves until the process is stopped.
 pub fn run(args: &PassthroughArgs) -> Exit {
@@ -22,10 +23,10 @@ pub fn run(args: &PassthroughArgs) -> Exit {
         );
         return Exit::Usage;
     }
-    let upstream = match reqwest::Url::parse(&args.upstream) {
+    let upstream = match upstream_uri(&args.upstream) {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("error: --upstream `{}`: {e}", args.upstream);
+            eprintln!("error: --upstream {e}");
             return Exit::Usage;
         }
     };
@@ -48,16 +49,13 @@ pub fn run(args: &PassthroughArgs) -> Exit {
     }
 }
 
-async fn serve(bind: std::net::SocketAddr, upstream: reqwest::Url) -> std::io::Result<()> {
+async fn serve(bind: std::net::SocketAddr, upstream: Uri) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(bind).await?;
     eprintln!(
         "mcp-guard demo: passthrough on http://{}/mcp",
         listener.local_addr()?
     );
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(std::io::Error::other)?;
+    let client = upstream_client().map_err(std::io::Error::other)?;
     loop {
         let (tcp, _) = listener.accept().await?;
         let _ = tcp.set_nodelay(true);
@@ -75,36 +73,38 @@ async fn serve(bind: std::net::SocketAddr, upstream: reqwest::Url) -> std::io::R
 }
 
 /// Headers the upstream needs to see (the client's `Authorization` is not among them).
-const FORWARDED: &[&str] = &[
-    "content-type",
-    "accept",
-    "mcp-protocol-version",
-    "mcp-method",
-    "mcp-name",
-    "mcp-session-id",
+const FORWARDED: [HeaderName; 6] = [
+    CONTENT_TYPE,
+    hyper::header::ACCEPT,
+    HeaderName::from_static("mcp-protocol-version"),
+    HeaderName::from_static("mcp-method"),
+    HeaderName::from_static("mcp-name"),
+    HeaderName::from_static("mcp-session-id"),
 ];
 
 async fn forward(
-    client: reqwest::Client,
-    upstream: reqwest::Url,
+    client: UpstreamClient,
+    upstream: Uri,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return Ok(status_only(StatusCode::BAD_REQUEST));
     };
-    let mut out = client.post(upstream).body(body);
+    let mut out = Request::new(Full::new(body));
+    *out.method_mut() = Method::POST;
+    *out.uri_mut() = upstream;
     for name in FORWARDED {
-        for value in parts.headers.get_all(*name) {
-            out = out.header(*name, value.clone());
+        for value in parts.headers.get_all(&name) {
+            out.headers_mut().append(&name, value.clone());
         }
     }
-    let Ok(answer) = out.send().await else {
+    let Ok(answer) = client.request(out).await else {
         return Ok(status_only(StatusCode::BAD_GATEWAY));
     };
     let status = answer.status();
     let content_type = answer.headers().get(CONTENT_TYPE).cloned();
-    let Ok(bytes) = answer.bytes().await else {
+    let Ok(bytes) = answer.into_body().collect().await.map(|b| b.to_bytes()) else {
         return Ok(status_only(StatusCode::BAD_GATEWAY));
     };
     let mut response = Response::new(Full::new(bytes));

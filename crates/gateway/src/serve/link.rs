@@ -51,6 +51,16 @@ pub enum LinkError {
     InFlight,
 }
 
+/// What the sender already knows of an outgoing message, so that an HTTP upstream does not
+/// parse it again: its method and id, exactly as they are in its bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Outgoing<'a> {
+    /// The `method` member, if any.
+    pub method: Option<&'a str>,
+    /// The `id` member, if any.
+    pub id: Option<&'a RequestId>,
+}
+
 /// How a session reaches the upstream.
 pub enum Connector {
     /// Start a child per session; the counter holds how many are alive.
@@ -234,15 +244,17 @@ impl Link {
     /// and LF can then only be whitespace between tokens, and are dropped so that a message
     /// spread over lines cannot smuggle a second one past the check.
     pub async fn send(self: &Arc<Self>, json: &[u8]) -> Result<(), LinkError> {
-        self.send_routed(json, &HeaderMap::new()).await
+        self.send_routed(json, &HeaderMap::new(), None).await
     }
 
     /// Like [`Link::send`]; an HTTP upstream also gets `routing` (the 2026-07-28 headers the
-    /// gateway checked against the body).
+    /// gateway checked against the body). `known` is what the caller read from `json` already;
+    /// without it an HTTP upstream reads the method and id itself.
     pub async fn send_routed(
         self: &Arc<Self>,
         json: &[u8],
         routing: &HeaderMap,
+        known: Option<Outgoing<'_>>,
     ) -> Result<(), LinkError> {
         if !self.is_alive() {
             return Err(LinkError::Dead);
@@ -262,7 +274,7 @@ impl Link {
                     .await
                     .map_err(|_| LinkError::Dead)
             }
-            Transport::Http(conn) => conn.post(self, Bytes::from(line), routing).await,
+            Transport::Http(conn) => conn.post(self, Bytes::from(line), routing, known).await,
         }
     }
 

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::attributes::{self, RequestAttributes};
 use super::common;
 use super::front::{Caller, anonymous, authenticate, client_ip, json_rpc_error};
-use super::link::{Link, LinkError};
+use super::link::{Link, LinkError, Outgoing};
 use super::metrics;
 use super::routing::{self, Era, MODERN, RoutingError};
 use super::session::{Pending, Session, short};
@@ -431,7 +431,11 @@ async fn forward_one_way(
         }
         _ => {}
     }
-    link.send_routed(&bytes, routing).await
+    let known = Outgoing {
+        method: message.method.as_deref(),
+        id: message.id.as_ref(),
+    };
+    link.send_routed(&bytes, routing, Some(known)).await
 }
 
 /// Stops waiting for a request when dropped: forgets it and, unless the upstream already
@@ -494,7 +498,15 @@ async fn request(
         pending: Some(pending),
         notify: !x.modern || link.is_stdio(),
     };
-    if link.send_routed(&bytes, &x.routing).await.is_err() {
+    let known = Outgoing {
+        method: message.method.as_deref(),
+        id: Some(&id),
+    };
+    if link
+        .send_routed(&bytes, &x.routing, Some(known))
+        .await
+        .is_err()
+    {
         return upstream_failed(Some(&id), StatusCode::BAD_GATEWAY);
     }
     let sent = Instant::now();

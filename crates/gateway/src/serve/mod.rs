@@ -11,7 +11,7 @@ mod metrics;
 mod routing;
 pub(crate) mod session;
 pub mod sessions;
-mod upstream_http;
+pub(crate) mod upstream_http;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

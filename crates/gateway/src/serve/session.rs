@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use axum::http::{HeaderMap, HeaderValue};
 
-use super::link::{Connector, Link, LinkError, ServerMessage};
+use super::link::{Connector, Link, LinkError, Outgoing, ServerMessage};
 use super::routing::{META_VERSION, MODERN};
 
 /// Capacity of one response stream's channel.
@@ -350,7 +350,11 @@ pub(crate) async fn fetch_catalog(
         }
         let request = json!({"jsonrpc": "2.0", "id": id.to_value(), "method": "tools/list", "params": params});
         let rx = link.expect(id.clone()).ok()?;
-        link.send_routed(request.to_string().as_bytes(), &routing)
+        let known = Outgoing {
+            method: Some("tools/list"),
+            id: Some(&id),
+        };
+        link.send_routed(request.to_string().as_bytes(), &routing, Some(known))
             .await
             .ok()?;
         let Ok(Ok(reply)) = tokio::time::timeout(timeout, rx).await else {
