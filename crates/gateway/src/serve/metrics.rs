@@ -13,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
@@ -77,15 +78,80 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Decision results, in the order of their slots.
+const RESULTS: &[&str] = &["allow", "deny"];
+/// Decision reason kinds (`Reason::kind`), in the order of their slots.
+const REASONS: &[&str] = &[
+    "granted",
+    "authentication_only",
+    "list_filtered",
+    "no_grant",
+    "denied_by_policy",
+    "no_allow_policy",
+    "task_not_owned",
+    "task_owner_unknown",
+    "unsolicited_response",
+];
+/// HTTP methods of the MCP endpoint, in the order of their slots.
+const HTTP_METHODS: &[&str] = &["POST", "GET", "DELETE", "other"];
+/// The statuses whose request counters get a slot; others are looked up each time.
+const STATUSES: &[u16] = &[
+    200, 202, 204, 400, 401, 403, 404, 405, 406, 409, 413, 415, 429, 500, 502, 503, 504,
+];
+
+/// Metric handles registered on first use and kept, so that a request does not build, hash and
+/// look up a key for each metric it touches. Only used once the recorder is installed: a handle
+/// taken before that would stay a no-op.
+struct Slots<T, const N: usize>([OnceLock<T>; N]);
+
+impl<T, const N: usize> Slots<T, N> {
+    const fn new() -> Self {
+        Slots([const { OnceLock::new() }; N])
+    }
+
+    fn get(&self, index: usize, register: impl FnOnce() -> T) -> Option<&T> {
+        if !matches!(HANDLE.get(), Some(Some(_))) {
+            return None;
+        }
+        self.0.get(index).map(|slot| slot.get_or_init(register))
+    }
+}
+
+const DECISION_SLOTS: usize = (METHODS.len() + 1) * RESULTS.len() * REASONS.len();
+static DECISIONS: Slots<Counter, DECISION_SLOTS> = Slots::new();
+static REQUESTS: Slots<Counter, { HTTP_METHODS.len() * STATUSES.len() }> = Slots::new();
+static DURATIONS: Slots<Histogram, { HTTP_METHODS.len() }> = Slots::new();
+static AUTH_TIME: Slots<Histogram, 1> = Slots::new();
+static UPSTREAM_TIME: Slots<Histogram, 1> = Slots::new();
+
+fn position<T: PartialEq>(list: &[T], item: &T) -> Option<usize> {
+    list.iter().position(|x| x == item)
+}
+
+/// The slot of a decision's counter: its bounded method label, result and reason kind.
+fn decision_slot(method: &str, result: &str, reason: &str) -> Option<usize> {
+    let m = position(METHODS, &method).or((method == "other").then_some(METHODS.len()))?;
+    let r = position(RESULTS, &result)?;
+    let k = position(REASONS, &reason)?;
+    Some((m * RESULTS.len() + r) * REASONS.len() + k)
+}
+
 /// Counts one decision.
 pub fn decision(method: &str, result: &'static str, reason: &'static str) {
-    metrics::counter!(
-        "mcp_guard_decisions_total",
-        "method" => method_label(method),
-        "result" => result,
-        "reason" => reason,
-    )
-    .increment(1);
+    let method = method_label(method);
+    let register = || {
+        metrics::counter!(
+            "mcp_guard_decisions_total",
+            "method" => method,
+            "result" => result,
+            "reason" => reason,
+        )
+    };
+    let slot = decision_slot(method, result, reason).and_then(|i| DECISIONS.get(i, register));
+    match slot {
+        Some(counter) => counter.increment(1),
+        None => register().increment(1),
+    }
 }
 
 /// Counts one failed authentication.
@@ -95,12 +161,20 @@ pub fn authn_failure(kind: &'static str) {
 
 /// Times authentication.
 pub fn auth_time(elapsed: Duration) {
-    metrics::histogram!("mcp_guard_auth_duration_seconds").record(elapsed.as_secs_f64());
+    let register = || metrics::histogram!("mcp_guard_auth_duration_seconds");
+    match AUTH_TIME.get(0, register) {
+        Some(h) => h.record(elapsed.as_secs_f64()),
+        None => register().record(elapsed.as_secs_f64()),
+    }
 }
 
 /// Times the upstream's answer to one request.
 pub fn upstream_time(elapsed: Duration) {
-    metrics::histogram!("mcp_guard_upstream_duration_seconds").record(elapsed.as_secs_f64());
+    let register = || metrics::histogram!("mcp_guard_upstream_duration_seconds");
+    match UPSTREAM_TIME.get(0, register) {
+        Some(h) => h.record(elapsed.as_secs_f64()),
+        None => register().record(elapsed.as_secs_f64()),
+    }
 }
 
 /// Counts an upstream failure: `failed` (gone, refused) or `timeout`.
@@ -116,18 +190,26 @@ pub fn upstream_restart() {
 /// Counts every MCP endpoint request by HTTP method and status, and times it.
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = match *request.method() {
-        axum::http::Method::POST => "POST",
-        axum::http::Method::GET => "GET",
-        axum::http::Method::DELETE => "DELETE",
-        _ => "other",
+    let m = match *request.method() {
+        axum::http::Method::POST => 0,
+        axum::http::Method::GET => 1,
+        axum::http::Method::DELETE => 2,
+        _ => 3,
     };
+    let method = HTTP_METHODS[m];
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("mcp_guard_http_requests_total", "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("mcp_guard_request_duration_seconds", "method" => method)
-        .record(started.elapsed().as_secs_f64());
+    let status = response.status().as_u16();
+    let count = || metrics::counter!("mcp_guard_http_requests_total", "method" => method, "status" => status.to_string());
+    match position(STATUSES, &status).and_then(|s| REQUESTS.get(m * STATUSES.len() + s, count)) {
+        Some(c) => c.increment(1),
+        None => count().increment(1),
+    }
+    let time = || metrics::histogram!("mcp_guard_request_duration_seconds", "method" => method);
+    let elapsed = started.elapsed().as_secs_f64();
+    match DURATIONS.get(m, time) {
+        Some(h) => h.record(elapsed),
+        None => time().record(elapsed),
+    }
     response
 }
 
@@ -231,6 +313,25 @@ async fn reachable(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_decision_label_set_has_its_own_slot() {
+        let mut seen = std::collections::HashSet::new();
+        for m in METHODS.iter().chain(&["other"]) {
+            for r in RESULTS {
+                for k in REASONS {
+                    let slot = decision_slot(m, r, k).unwrap();
+                    assert!(slot < DECISION_SLOTS);
+                    assert!(seen.insert(slot), "{m} {r} {k} shares a slot");
+                }
+            }
+        }
+        assert_eq!(seen.len(), DECISION_SLOTS);
+        // Anything else is counted through the registry, not a slot.
+        assert_eq!(decision_slot("tools/call", "allow", "new_reason"), None);
+        assert_eq!(decision_slot("tools/call", "maybe", "granted"), None);
+        assert_eq!(decision_slot("tools/nope", "allow", "granted"), None);
+    }
 
     #[test]
     fn method_labels_are_bounded() {
