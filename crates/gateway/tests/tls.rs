@@ -103,6 +103,8 @@ struct Served {
     pki: Pki,
     stderr: Arc<Mutex<Vec<String>>>,
     dir: tempfile::TempDir,
+    /// Its "listening" log line.
+    listening: String,
 }
 
 impl Drop for Served {
@@ -139,10 +141,34 @@ fn serve_tls() -> Served {
         )),
     )
     .unwrap();
-    let mut child = Command::new(EXE)
+    let served = spawn_served(dir, pki, port, config, &[]);
+    assert!(
+        served.listening.contains("tls=true"),
+        "{}",
+        served.listening
+    );
+    served
+}
+
+/// Starts `mcp-guard serve --config CONFIG` with `env` added, and waits until it listens.
+fn spawn_served(
+    dir: tempfile::TempDir,
+    pki: Pki,
+    port: u16,
+    config: PathBuf,
+    env: &[(&str, &str)],
+) -> Served {
+    let mut command = Command::new(EXE);
+    command
         .args(["serve", "--config"])
         .arg(&config)
         .env("RUST_LOG", "info")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -162,18 +188,18 @@ fn serve_tls() -> Served {
             }
         });
     }
-    let served = Served {
+    let mut served = Served {
         child,
         port,
         config,
         pki,
         stderr,
         dir,
+        listening: String::new(),
     };
-    let line = rx
+    served.listening = rx
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_else(|_| panic!("the gateway never listened: {:?}", served.log()));
-    assert!(line.contains("tls=true"), "{line}");
     served
 }
 
@@ -382,6 +408,103 @@ fn clients_that_do_not_trust_the_ca_or_speak_plain_http_are_refused() {
     let r = post(&gw, &gw.url(), &[], &alice, None, INITIALIZE);
     assert_eq!(r.status, 200, "{} {}", r.body, r.stderr);
     assert!(r.header("mcp-session-id").is_some());
+}
+
+/// A plain-HTTP gateway whose upstream is `upstream` (an MCP URL), reached with `token` as the
+/// gateway's own credential, with `env` added; `alice` is an `admin` there. Its directory has a
+/// PKI of its own, unrelated to the upstream's.
+fn serve_in_front_of(upstream: &str, token: &str, env: &[(&str, &str)]) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let port = free_port();
+    let config = dir.path().join("gw.toml");
+    let text = config_text(&format!("public_url = \"http://127.0.0.1:{port}/mcp\""));
+    let (head, _) = text.split_once("[upstream]").unwrap();
+    // `admin` grants every tool: the call does not wait on the upstream's tool annotations.
+    let head = head.replace(r#"roles = ["user"]"#, r#"roles = ["admin"]"#);
+    std::fs::write(
+        &config,
+        format!("{head}[upstream]\nurl = \"{upstream}\"\nbearer_token_env = \"UPSTREAM_TOKEN\"\n"),
+    )
+    .unwrap();
+    let mut env = env.to_vec();
+    env.push(("UPSTREAM_TOKEN", token));
+    spawn_served(dir, pki, port, config, &env)
+}
+
+/// `tools/call echo` through `front` (plain HTTP) as `alice`, as a 2026-07-28 request: one POST,
+/// no session.
+fn call_echo(front: &Served, message: &str) -> Curl {
+    let alice = front.token("alice");
+    let auth = format!("Authorization: Bearer {alice}");
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{message}"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+    );
+    curl(
+        front.dir.path(),
+        &[
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Accept: application/json, text/event-stream",
+            "-H",
+            "MCP-Protocol-Version: 2026-07-28",
+            "-H",
+            "Mcp-Method: tools/call",
+            "-H",
+            "Mcp-Name: echo",
+            "--data-binary",
+            &body,
+            &format!("http://127.0.0.1:{}/mcp", front.port),
+        ],
+    )
+}
+
+#[test]
+fn an_https_upstream_is_used_only_when_its_certificate_is_trusted() {
+    // The upstream: a TLS gateway in front of the demo server, which wants its own token.
+    let upstream = serve_tls();
+    let credential = upstream.token("alice");
+
+    // Trusting the upstream's CA (SSL_CERT_FILE replaces the system's roots), the call goes
+    // through both gateways.
+    let ca = upstream.pki.ca.to_str().unwrap().to_owned();
+    let front = serve_in_front_of(&upstream.url(), &credential, &[("SSL_CERT_FILE", &ca)]);
+    let r = call_echo(&front, "through two gateways");
+    assert_eq!(r.exit, Some(0), "{}", r.stderr);
+    assert_eq!(r.status, 200, "{} {:?}", r.body, front.log());
+    assert!(r.body.contains("through two gateways"), "{}", r.body);
+    drop(front);
+
+    // Trusting only another CA, the upstream's certificate is refused: no request reaches it,
+    // and the client gets -31502 with a 502.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = make_pki(other.path()).ca;
+    let front = serve_in_front_of(
+        &upstream.url(),
+        &credential,
+        &[("SSL_CERT_FILE", other_ca.to_str().unwrap())],
+    );
+    let r = call_echo(&front, "must not arrive");
+    assert_eq!(r.status, 502, "{} {:?}", r.body, front.log());
+    assert_eq!(r.json()["error"]["code"], -31502, "{}", r.body);
+    assert!(!r.body.contains("must not arrive"), "{}", r.body);
+    let log = front.log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("upstream request failed") && l.contains("certificate")),
+        "{log:?}"
+    );
+    // The upstream never authorized a call: its audit (stderr) has no decision on `echo` beyond
+    // the first front's.
+    let decisions = upstream
+        .log()
+        .iter()
+        .filter(|l| l.contains("\"decision\"") && l.contains("\"echo\""))
+        .count();
+    assert_eq!(decisions, 1, "{:?}", upstream.log());
 }
 
 /// Runs `mcp-guard ARGS --config CONFIG` to its end (bounded), with its stderr.

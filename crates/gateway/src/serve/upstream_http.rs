@@ -215,7 +215,7 @@ impl HttpConn {
         let response = match response {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!("upstream request failed: {e}");
+                tracing::warn!("upstream request failed: {}", with_causes(&e));
                 if let Some(id) = &id {
                     link.fail(id);
                 }
@@ -332,7 +332,7 @@ impl HttpConn {
                         failures += 1;
                     }
                     Err(e) => {
-                        tracing::debug!("upstream GET stream failed: {e}");
+                        tracing::debug!("upstream GET stream failed: {}", with_causes(&e));
                         failures += 1;
                     }
                 }
@@ -363,6 +363,19 @@ impl HttpConn {
             });
         }
     }
+}
+
+/// An error and its chain of causes, for the log: hyper's own text says only "client error
+/// (Connect)", the cause says which (refused, a certificate not trusted, ...).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 fn note_protocol(slot: &Mutex<Option<HeaderValue>>, message: &[u8]) {
