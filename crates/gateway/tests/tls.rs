@@ -436,30 +436,19 @@ fn serve_in_front_of(upstream: &str, token: &str, env: &[(&str, &str)]) -> Serve
 /// no session.
 fn call_echo(front: &Served, message: &str) -> Curl {
     let alice = front.token("alice");
-    let auth = format!("Authorization: Bearer {alice}");
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{message}"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
     );
-    curl(
-        front.dir.path(),
-        &[
-            "-H",
-            &auth,
-            "-H",
-            "Content-Type: application/json",
-            "-H",
-            "Accept: application/json, text/event-stream",
-            "-H",
-            "MCP-Protocol-Version: 2026-07-28",
-            "-H",
-            "Mcp-Method: tools/call",
-            "-H",
-            "Mcp-Name: echo",
-            "--data-binary",
-            &body,
-            &format!("http://127.0.0.1:{}/mcp", front.port),
-        ],
-    )
+    let routing = [
+        "-H",
+        "MCP-Protocol-Version: 2026-07-28",
+        "-H",
+        "Mcp-Method: tools/call",
+        "-H",
+        "Mcp-Name: echo",
+    ];
+    let url = format!("http://127.0.0.1:{}/mcp", front.port);
+    post(front, &url, &routing, &alice, None, &body)
 }
 
 #[test]

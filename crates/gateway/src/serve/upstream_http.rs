@@ -6,8 +6,9 @@
 //! goes through [`Link::dispatch`], as do the events of the standalone GET stream, opened once
 //! the client has finished initializing.
 //!
-//! The client is hyper's pooled HTTP/1.1 client with rustls, not reqwest: reqwest parses the URL
-//! twice for every request and runs a redirect layer, a tenth of what a proxied request cost.
+//! The client is hyper's pooled HTTP/1.1 client with rustls, not reqwest: reqwest parsed the URL
+//! twice for every request and ran redirect and retry layers, a sixth of the instructions a
+//! proxied request took (docs/PERFORMANCE.md, run 7).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
