@@ -16,6 +16,12 @@
 //!
 //! Every path is checked to succeed before it is timed, so a broken setup cannot benchmark an
 //! error path.
+//!
+//! Criterion times `ours` and `raw` one after the other, several seconds apart, and this shared
+//! machine's speed can change by tens of percent between them. So after criterion, the same pairs
+//! run again interleaved (`interleaved/<alg>`): short timed blocks of the raw check and of our
+//! verifier alternate, and the ratio reported is the median of the ratios of neighbouring blocks,
+//! which a change of speed during the run affects alike.
 
 #![expect(
     clippy::expect_used,
@@ -28,7 +34,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::hmac;
@@ -40,7 +46,7 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use mcp_guard_auth::store::MemoryStore;
 use mcp_guard_auth::token::{
     AccessClaims, Algorithm, IssuerPolicy, KeySet, SigningKey, TokenAuthenticator, TokenIssuer,
@@ -270,4 +276,100 @@ criterion_group! {
     config = config();
     targets = verify
 }
-criterion_main!(benches);
+
+/// Pairs of blocks per algorithm in the interleaved comparison.
+const PAIRS: usize = 41;
+/// The length a block aims at.
+const BLOCK: Duration = Duration::from_millis(25);
+
+/// Nanoseconds per call of `f` over `iterations` calls.
+fn block(iterations: u32, mut f: impl FnMut() -> bool) -> f64 {
+    let started = Instant::now();
+    for _ in 0..iterations {
+        black_box(f());
+    }
+    started.elapsed().as_secs_f64() * 1e9 / f64::from(iterations)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Our verifier and the raw check of `case` in alternating blocks: the medians of each (ns per
+/// call) and of the ratios of the pairs.
+fn interleaved(case: &Case, now: i64) -> (f64, f64, f64) {
+    let ours = || {
+        case.verifier
+            .verify(black_box(&case.token), black_box(now))
+            .is_ok()
+    };
+    let raw = || case.raw.verify(black_box(&case.msg), black_box(&case.sig));
+    // Sized from a short warm-up so that a block takes about `BLOCK`.
+    let estimate = block(64, ours).max(1.0);
+    let iterations = (BLOCK.as_secs_f64() * 1e9 / estimate).clamp(8.0, 1e6) as u32;
+    let (mut o, mut r, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in 0..PAIRS {
+        // Which goes first alternates too, so that neither always follows the other.
+        let (a, b) = if pair % 2 == 0 {
+            let a = block(iterations, raw);
+            (a, block(iterations, ours))
+        } else {
+            let b = block(iterations, ours);
+            (block(iterations, raw), b)
+        };
+        r.push(a);
+        o.push(b);
+        ratio.push(b / a);
+    }
+    (median(&mut o), median(&mut r), median(&mut ratio))
+}
+
+/// The interleaved comparison, for the algorithms the command line's filter (if any) names.
+#[expect(
+    clippy::print_stdout,
+    reason = "a benchmark's report goes to standard output, beside criterion's"
+)]
+fn interleaved_all() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo test` runs this binary without `--bench`: then criterion only checks that each
+    // benchmark runs, and so does this.
+    let quick = !args.iter().any(|a| a == "--bench");
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    let now = now();
+    let cases = cases(now);
+    let chosen: Vec<&Case> = cases
+        .iter()
+        .filter(|c| filter.is_none_or(|f| format!("interleaved/{}", c.name).contains(f.as_str())))
+        .collect();
+    if chosen.is_empty() {
+        return;
+    }
+    if quick {
+        for case in chosen {
+            assert!(case.verifier.verify(&case.token, now).is_ok());
+            assert!(case.raw.verify(&case.msg, &case.sig));
+        }
+        return;
+    }
+    println!();
+    println!(
+        "interleaved: {PAIRS} pairs of alternating blocks of about {} ms, medians",
+        BLOCK.as_millis()
+    );
+    println!("| Benchmark | ours (ns) | raw (ns) | ours / raw |");
+    println!("|---|---:|---:|---:|");
+    for case in chosen {
+        let (ours, raw, ratio) = interleaved(case, now);
+        println!(
+            "| `interleaved/{}` | {ours:.0} | {raw:.0} | {ratio:.3}x |",
+            case.name
+        );
+    }
+}
+
+fn main() {
+    benches();
+    interleaved_all();
+    Criterion::default().configure_from_args().final_summary();
+}
