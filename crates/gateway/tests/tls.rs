@@ -411,17 +411,16 @@ fn clients_that_do_not_trust_the_ca_or_speak_plain_http_are_refused() {
 }
 
 /// A plain-HTTP gateway whose upstream is `upstream` (an MCP URL), reached with `token` as the
-/// gateway's own credential, with `env` added; `alice` is an `admin` there. Its directory has a
-/// PKI of its own, unrelated to the upstream's.
-fn serve_in_front_of(upstream: &str, token: &str, env: &[(&str, &str)]) -> Served {
+/// gateway's own credential, with `env` added; `alice` has `role` there. Its directory has a PKI
+/// of its own, unrelated to the upstream's.
+fn serve_in_front_of(upstream: &str, token: &str, role: &str, env: &[(&str, &str)]) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path());
     let port = free_port();
     let config = dir.path().join("gw.toml");
     let text = config_text(&format!("public_url = \"http://127.0.0.1:{port}/mcp\""));
     let (head, _) = text.split_once("[upstream]").unwrap();
-    // `admin` grants every tool: the call does not wait on the upstream's tool annotations.
-    let head = head.replace(r#"roles = ["user"]"#, r#"roles = ["admin"]"#);
+    let head = head.replace(r#"roles = ["user"]"#, &format!(r#"roles = ["{role}"]"#));
     std::fs::write(
         &config,
         format!("{head}[upstream]\nurl = \"{upstream}\"\nbearer_token_env = \"UPSTREAM_TOKEN\"\n"),
@@ -460,7 +459,13 @@ fn an_https_upstream_is_used_only_when_its_certificate_is_trusted() {
     // Trusting the upstream's CA (SSL_CERT_FILE replaces the system's roots), the call goes
     // through both gateways.
     let ca = upstream.pki.ca.to_str().unwrap().to_owned();
-    let front = serve_in_front_of(&upstream.url(), &credential, &[("SSL_CERT_FILE", &ca)]);
+    // `admin` grants every tool: the call does not wait on the upstream's tool annotations.
+    let front = serve_in_front_of(
+        &upstream.url(),
+        &credential,
+        "admin",
+        &[("SSL_CERT_FILE", &ca)],
+    );
     let r = call_echo(&front, "through two gateways");
     assert_eq!(r.exit, Some(0), "{}", r.stderr);
     assert_eq!(r.status, 200, "{} {:?}", r.body, front.log());
@@ -474,6 +479,7 @@ fn an_https_upstream_is_used_only_when_its_certificate_is_trusted() {
     let front = serve_in_front_of(
         &upstream.url(),
         &credential,
+        "admin",
         &[("SSL_CERT_FILE", other_ca.to_str().unwrap())],
     );
     let r = call_echo(&front, "must not arrive");
@@ -486,6 +492,38 @@ fn an_https_upstream_is_used_only_when_its_certificate_is_trusted() {
             .any(|l| l.contains("upstream request failed") && l.contains("certificate")),
         "{log:?}"
     );
+    drop(front);
+
+    // A `user` may call tools whose annotations say read-only, and these could not be read: the
+    // call is denied, and the audit line says why.
+    let front = serve_in_front_of(
+        &upstream.url(),
+        &credential,
+        "user",
+        &[("SSL_CERT_FILE", other_ca.to_str().unwrap())],
+    );
+    let r = call_echo(&front, "must not arrive either");
+    assert_eq!(r.status, 403, "{} {:?}", r.body, front.log());
+    assert_eq!(r.json()["error"]["code"], -31003, "{}", r.body);
+    let log = front.log();
+    let decision = log
+        .iter()
+        .find(|l| l.contains("\"event\":\"decision\"") && l.contains("\"target\":\"echo\""))
+        .unwrap_or_else(|| panic!("no audit line for the call: {log:?}"));
+    let line: Value = serde_json::from_str(decision).unwrap();
+    assert_eq!(line["outcome"], "deny", "{decision}");
+    assert_eq!(
+        line["unknown"][0]["attribute"], "tool.annotations",
+        "{decision}"
+    );
+    assert!(
+        line["unknown"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("tools/list could not be read"),
+        "{decision}"
+    );
+
     // The upstream never authorized a call: its audit (stderr) has no decision on `echo` beyond
     // the first front's.
     let decisions = upstream

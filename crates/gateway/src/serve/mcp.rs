@@ -16,7 +16,7 @@ use mcp_guard_auth::endpoints::ClientAddr;
 use mcp_guard_core::{
     BatchItem, Classified, ClassifyOptions, Context, Decision, Environment, ListKind, Message,
     MessageKind, Operation, Permitted, ProvidedAttributes, RequestId, SessionFacts, ToolCatalog,
-    classify_parsed, codes, parse_strict,
+    UnknownAttribute, UnknownReason, Verdict, classify_parsed, codes, parse_strict,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -338,12 +338,14 @@ async fn authorize(
         .await;
     let empty = ProvidedAttributes::new();
     let attributes = gathered.unwrap_or(&empty);
-    let catalog: Option<Arc<ToolCatalog>> = match &message.operation {
-        Operation::CallTool { .. } if x.rules.authorizer.needs_tool_catalog() => {
-            session.tools(gw.config.server.request_timeout).await
-        }
-        _ => None,
+    let needs_catalog = matches!(message.operation, Operation::CallTool { .. })
+        && x.rules.authorizer.needs_tool_catalog();
+    let catalog: Option<Arc<ToolCatalog>> = if needs_catalog {
+        session.tools(gw.config.server.request_timeout).await
+    } else {
+        None
     };
+    let catalog_missing = needs_catalog && catalog.is_none();
     let facts = SessionFacts {
         // A task the gateway never saw created (before a restart, by another gateway) has an
         // unknown owner, which the core denies.
@@ -377,6 +379,17 @@ async fn authorize(
             &ctx,
             &mut decision,
         );
+    }
+    if catalog_missing && decision.verdict == Verdict::Deny {
+        // Annotation-defined tool groups matched nothing: say why in the audit line, or the
+        // operator sees a missing grant where the upstream's tool list was unreadable.
+        decision.unknown.push(UnknownAttribute {
+            path: "tool.annotations".into(),
+            reason: UnknownReason::ProviderFailed(
+                "the upstream's tools/list could not be read".into(),
+            ),
+            policy: "tool groups defined by annotations".into(),
+        });
     }
     if !matches!(decision.reason, mcp_guard_core::Reason::ListFiltered) {
         gw.record_decision(audit, &decision);
