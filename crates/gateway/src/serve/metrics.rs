@@ -109,11 +109,14 @@ impl<T, const N: usize> Slots<T, N> {
         Slots([const { OnceLock::new() }; N])
     }
 
-    fn get(&self, index: usize, register: impl FnOnce() -> T) -> Option<&T> {
-        if !matches!(HANDLE.get(), Some(Some(_))) {
-            return None;
+    /// Hands `update` the handle in slot `index`, registered there on first use; without a slot
+    /// (no index, or no recorder yet), a handle registered for this call only.
+    fn with(&self, index: Option<usize>, register: impl Fn() -> T, update: impl FnOnce(&T)) {
+        let installed = matches!(HANDLE.get(), Some(Some(_)));
+        match index.and_then(|i| self.0.get(i)).filter(|_| installed) {
+            Some(slot) => update(slot.get_or_init(register)),
+            None => update(&register()),
         }
-        self.0.get(index).map(|slot| slot.get_or_init(register))
     }
 }
 
@@ -147,11 +150,9 @@ pub fn decision(method: &str, result: &'static str, reason: &'static str) {
             "reason" => reason,
         )
     };
-    let slot = decision_slot(method, result, reason).and_then(|i| DECISIONS.get(i, register));
-    match slot {
-        Some(counter) => counter.increment(1),
-        None => register().increment(1),
-    }
+    DECISIONS.with(decision_slot(method, result, reason), register, |c| {
+        c.increment(1);
+    });
 }
 
 /// Counts one failed authentication.
@@ -162,19 +163,13 @@ pub fn authn_failure(kind: &'static str) {
 /// Times authentication.
 pub fn auth_time(elapsed: Duration) {
     let register = || metrics::histogram!("mcp_guard_auth_duration_seconds");
-    match AUTH_TIME.get(0, register) {
-        Some(h) => h.record(elapsed.as_secs_f64()),
-        None => register().record(elapsed.as_secs_f64()),
-    }
+    AUTH_TIME.with(Some(0), register, |h| h.record(elapsed.as_secs_f64()));
 }
 
 /// Times the upstream's answer to one request.
 pub fn upstream_time(elapsed: Duration) {
     let register = || metrics::histogram!("mcp_guard_upstream_duration_seconds");
-    match UPSTREAM_TIME.get(0, register) {
-        Some(h) => h.record(elapsed.as_secs_f64()),
-        None => register().record(elapsed.as_secs_f64()),
-    }
+    UPSTREAM_TIME.with(Some(0), register, |h| h.record(elapsed.as_secs_f64()));
 }
 
 /// Counts an upstream failure: `failed` (gone, refused) or `timeout`.
@@ -199,17 +194,15 @@ pub async fn track(request: Request, next: Next) -> Response {
     let method = HTTP_METHODS[m];
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    let count = || metrics::counter!("mcp_guard_http_requests_total", "method" => method, "status" => status.to_string());
-    match position(STATUSES, &status).and_then(|s| REQUESTS.get(m * STATUSES.len() + s, count)) {
-        Some(c) => c.increment(1),
-        None => count().increment(1),
-    }
+    let count = || {
+        let status = status.to_string();
+        metrics::counter!("mcp_guard_http_requests_total", "method" => method, "status" => status)
+    };
+    let slot = position(STATUSES, &status).map(|s| m * STATUSES.len() + s);
+    REQUESTS.with(slot, count, |c| c.increment(1));
     let time = || metrics::histogram!("mcp_guard_request_duration_seconds", "method" => method);
     let elapsed = started.elapsed().as_secs_f64();
-    match DURATIONS.get(m, time) {
-        Some(h) => h.record(elapsed),
-        None => time().record(elapsed),
-    }
+    DURATIONS.with(Some(m), time, |h| h.record(elapsed));
     response
 }
 
