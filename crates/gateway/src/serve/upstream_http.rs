@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -411,35 +411,11 @@ async fn next_chunk(body: &mut Incoming) -> Option<Bytes> {
     }
 }
 
+/// The whole body, or `None` when it fails midway or passes [`MAX_MESSAGE_BYTES`].
 async fn read_body(response: Response<Incoming>) -> Option<Bytes> {
-    let mut body = response.into_body();
-    // Usually the whole answer arrives as one chunk: keep it without a copy.
-    let mut first = None;
-    let mut more = BytesMut::new();
-    while let Some(chunk) = next_chunk(&mut body).await {
-        let held = if more.is_empty() {
-            first.as_ref().map_or(0, Bytes::len)
-        } else {
-            more.len()
-        };
-        if held + chunk.len() > MAX_MESSAGE_BYTES {
-            return None;
-        }
-        match &first {
-            None => first = Some(chunk),
-            Some(f) => {
-                if more.is_empty() {
-                    more.extend_from_slice(f);
-                }
-                more.extend_from_slice(&chunk);
-            }
-        }
-    }
-    if more.is_empty() {
-        Some(first.unwrap_or_default())
-    } else {
-        Some(more.freeze())
-    }
+    let limited = http_body_util::Limited::new(response.into_body(), MAX_MESSAGE_BYTES);
+    // A body that arrives as one chunk is kept without a copy.
+    limited.collect().await.ok().map(|c| c.to_bytes())
 }
 
 /// Reads an SSE body, handing each event's data to `on_event` (events without data, such as
