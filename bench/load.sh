@@ -3,16 +3,18 @@
 # over HTTP, sent directly to the demo server, through a pass-through proxy without any auth
 # (`mcp-guard demo passthrough`: the same HTTP server, client, runtime and allocator as the
 # gateway, so the difference is the guard's own work) and through mcp-guard with authentication
-# on (HS256 bearer token, RBAC, audit log to a file), in the same run; when nginx is installed, also through nginx as a plain
-# reverse proxy, a reference for what any proxy costs here. See docs/PERFORMANCE.md,
-# "Gateway load benchmark".
+# on (HS256 bearer token, RBAC, audit log to a file), in the same run. The gateway runs twice:
+# in front of the demo server over HTTP (`gateway`), and in front of the demo server as its own
+# stdio child processes (`gateway-stdio`, the default configuration's upstream, `mcp-guard demo
+# stdio`). When nginx is installed, also through nginx as a plain reverse proxy, a reference for
+# what any proxy costs here. See docs/PERFORMANCE.md, "Gateway load benchmark".
 #
 # Usage:
 #   bench/load.sh [--duration SECONDS] [--bin PATH]   latency (1 connection) and throughput
 #                                                      (16 connections), direct and gateway
 #   bench/load.sh --quick [--bin PATH]                 the same with 2 s runs and any binary
 #                                                      (CI: keeps the script working)
-#   bench/load.sh --soak MINUTES [--bin PATH]          moderate load through the gateway only;
+#   bench/load.sh --soak MINUTES [--bin PATH]          moderate load through one gateway only;
 #                                                      RSS, sessions, children and errors
 #   bench/load.sh --instructions [--bin PATH]          instructions per request of the
 #                                                      passthrough and the gateway (valgrind)
@@ -25,6 +27,10 @@
 #                         target/release/mcp-guard, built if missing; with --quick also
 #                         target/debug/mcp-guard)
 #   --soak-warmup SECONDS load before the soak's first RSS reading (default 30; 5 with --quick)
+#   --soak-upstream http|stdio
+#                         the gateway the soak loads: in front of the demo server over HTTP
+#                         (default), or in front of its stdio children, where a leaked or
+#                         orphaned child would show
 #   --no-nodelay-shim     do not set TCP_NODELAY on the demo server's sockets (see below)
 #   --no-nginx            skip the nginx reference runs (they run when `nginx` is on PATH, never
 #                         with --quick or --soak)
@@ -39,8 +45,9 @@
 # package `valgrind` if missing. Not with --soak; nginx is not run.
 #
 # Placement on a machine with 2 or more CPUs: wrk on CPU 0; the demo server, the passthrough and
-# the gateway on CPU 1 (override with LOAD_WRK_CPUS and LOAD_SERVER_CPUS, taskset lists). Only one
-# proxy carries load at a time. With fewer CPUs nothing is pinned.
+# the gateways on CPU 1 (override with LOAD_WRK_CPUS and LOAD_SERVER_CPUS, taskset lists); the
+# stdio gateway's children inherit its CPU. Only one proxy carries load at a time. With fewer
+# CPUs nothing is pinned.
 #
 # The demo server sets TCP_NODELAY since 23ca61e (rmcp writes each SSE answer in two writes, and
 # with Nagle on keep-alive connections the second waited for the client's delayed ACK, 40 ms).
@@ -62,6 +69,7 @@ BIN="${MCP_GUARD_BIN:-}"
 QUICK=0
 SOAK_MIN=""
 SOAK_WARMUP=""
+SOAK_UPSTREAM=http
 INSTRUCTIONS=0
 SHIM_WANTED=1
 NGINX_WANTED=1
@@ -80,6 +88,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --soak) SOAK_MIN="${2:?--soak needs MINUTES}"; shift 2 ;;
     --soak-warmup) SOAK_WARMUP="${2:?--soak-warmup needs SECONDS}"; shift 2 ;;
+    --soak-upstream) SOAK_UPSTREAM="${2:?--soak-upstream needs http or stdio}"; shift 2 ;;
     --instructions) INSTRUCTIONS=1; shift ;;
     --no-nodelay-shim) SHIM_WANTED=0; shift ;;
     --no-nginx) NGINX_WANTED=0; shift ;;
@@ -99,6 +108,7 @@ if [ -z "$SOAK_WARMUP" ]; then
   if [ "$QUICK" = 1 ]; then SOAK_WARMUP=5; else SOAK_WARMUP=30; fi
 fi
 is_uint "$SOAK_WARMUP" || die "--soak-warmup must be a positive whole number of seconds"
+case "$SOAK_UPSTREAM" in http | stdio) ;; *) die "--soak-upstream must be http or stdio" ;; esac
 if [ -n "$SOAK_MIN" ]; then
   is_uint "$SOAK_MIN" || die "--soak must be a positive whole number of minutes"
   [ "$INSTRUCTIONS" = 0 ] || die "--instructions and --soak do not go together"
@@ -177,7 +187,7 @@ cleanup() {
   # The gateway first (it ends its upstream sessions), then the demo server.
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
   if [ "$FAILED" = 1 ] || [ "$status" != 0 ]; then
-    for f in demo.log gateway.log; do
+    for f in demo.log gateway.log gateway-stdio.log; do
       if [ -s "$DIR/$f" ]; then
         echo "---- last lines of $f ----" >&2
         tail -n 20 "$DIR/$f" >&2
@@ -231,7 +241,7 @@ if [ "$NPROC" -ge 2 ]; then
   SERVER_CPUS="${LOAD_SERVER_CPUS:-1}"
   WRK_PIN=(taskset -c "$WRK_CPUS")
   SERVER_PIN=(taskset -c "$SERVER_CPUS")
-  PLACEMENT="wrk on CPU $WRK_CPUS; demo server, passthrough and gateway on CPU $SERVER_CPUS (taskset)"
+  PLACEMENT="wrk on CPU $WRK_CPUS; demo server, passthrough, gateways and the stdio gateway's children on CPU $SERVER_CPUS (taskset)"
 else
   WRK_PIN=()
   SERVER_PIN=()
@@ -284,9 +294,13 @@ fi
 UP_PORT=$(free_port)
 GW_PORT=$(free_port)
 METRICS_PORT=$(free_port)
+GWS_PORT=$(free_port)
+GWS_METRICS_PORT=$(free_port)
 DIRECT_URL="http://127.0.0.1:$UP_PORT/mcp"
 GATEWAY_URL="http://127.0.0.1:$GW_PORT/mcp"
 METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics"
+STDIO_URL="http://127.0.0.1:$GWS_PORT/mcp"
+STDIO_METRICS_URL="http://127.0.0.1:$GWS_METRICS_PORT/metrics"
 
 # The test secret for HS256 (48 random bytes, base64): only this run's gateway knows it.
 JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
@@ -298,7 +312,10 @@ else
   TTL_MIN=60
 fi
 
-cat >"$DIR/gateway.toml" <<EOF
+# gateway_config NAME PUBLIC_URL METRICS_PORT UPSTREAM_TOML: writes $DIR/NAME.toml. The two
+# gateways differ only in their upstream (and their own ports, store and audit file).
+gateway_config() {
+  cat >"$DIR/$1.toml" <<EOF
 # Generated by bench/load.sh.
 [authorization]
 mode = "rbac"
@@ -310,13 +327,13 @@ subject = "alice"
 roles = ["user"]
 
 [server]
-public_url = "$GATEWAY_URL"
+public_url = "$2"
 
 [upstream]
-url = "$DIRECT_URL"
+$4
 
 [store]
-path = "$DIR/state.db"
+path = "$DIR/$1.db"
 
 [token]
 algorithm = "HS256"
@@ -324,13 +341,19 @@ secret_env = "JWT_SECRET"
 
 # Auditing stays on: one JSON line per decision, to a file rotated by size.
 [audit]
-path = "$DIR/audit.jsonl"
+path = "$DIR/$1.audit.jsonl"
 max_bytes = 33554432
 keep = 2
 
 [metrics]
-bind = "127.0.0.1:$METRICS_PORT"
+bind = "127.0.0.1:$3"
 EOF
+}
+gateway_config gateway "$GATEWAY_URL" "$METRICS_PORT" "url = \"$DIRECT_URL\""
+# The default configuration's upstream: the demo server as a stdio child of the gateway (a small
+# pool of them for alice's stateless requests).
+gateway_config gateway-stdio "$STDIO_URL" "$GWS_METRICS_PORT" "command = \"$BIN\"
+args = [\"demo\", \"stdio\"]"
 
 if [ -n "$SHIM" ]; then
   "${SERVER_PIN[@]}" env LD_PRELOAD="$SHIM" "$BIN" demo http --bind "127.0.0.1:$UP_PORT" \
@@ -359,6 +382,13 @@ START_LIMIT=60
 GW_PID=$!
 PIDS+=("$GW_PID")
 wait_for_line "mcp-guard listening" "$DIR/gateway.log" "$START_LIMIT" "$GW_PID"
+
+# shellcheck disable=SC2046
+"${SERVER_PIN[@]}" $(callgrind gateway-stdio) "$BIN" serve --config "$DIR/gateway-stdio.toml" \
+  >"$DIR/gateway-stdio.out" 2>"$DIR/gateway-stdio.log" &
+GWS_PID=$!
+PIDS+=("$GWS_PID")
+wait_for_line "mcp-guard listening" "$DIR/gateway-stdio.log" "$START_LIMIT" "$GWS_PID"
 
 # The baseline: the same HTTP server, client, runtime and allocator, forwarding without any
 # authentication, authorization, audit or metrics (`mcp-guard demo passthrough`).
@@ -430,6 +460,10 @@ fi
 TOKEN=$("$BIN" token issue --config "$DIR/gateway.toml" --sub alice --ttl "${TTL_MIN}m") ||
   die "mcp-guard token issue failed"
 [ -n "$TOKEN" ] || die "empty token"
+# The stdio gateway is another issuer (its own public URL): alice gets a token of its own.
+STDIO_TOKEN=$("$BIN" token issue --config "$DIR/gateway-stdio.toml" --sub alice --ttl "${TTL_MIN}m") ||
+  die "mcp-guard token issue failed (stdio gateway)"
+[ -n "$STDIO_TOKEN" ] || die "empty token (stdio gateway)"
 
 # ---------------------------------------------------------------------------------------------
 # One request of each kind, checked before any load.
@@ -466,6 +500,10 @@ fi
 expect "gateway echo with alice's token" 200 '"text":"hello"' "$(call "$GATEWAY_URL" echo "$BODY_ECHO" "$TOKEN")"
 expect "gateway echo without a token" 401 '' "$(call "$GATEWAY_URL" echo "$BODY_ECHO")"
 expect "gateway delete_file for alice (RBAC)" 403 'tools:execute:delete_file' "$(call "$GATEWAY_URL" delete_file "$BODY_DELETE" "$TOKEN")"
+expect "stdio gateway echo with alice's token" 200 '"text":"hello"' "$(call "$STDIO_URL" echo "$BODY_ECHO" "$STDIO_TOKEN")"
+expect "stdio gateway echo without a token" 401 '' "$(call "$STDIO_URL" echo "$BODY_ECHO")"
+expect "stdio gateway echo with the other gateway's token" 401 '' "$(call "$STDIO_URL" echo "$BODY_ECHO" "$TOKEN")"
+expect "stdio gateway delete_file for alice (RBAC)" 403 'tools:execute:delete_file' "$(call "$STDIO_URL" delete_file "$BODY_DELETE" "$STDIO_TOKEN")"
 
 # ---------------------------------------------------------------------------------------------
 # Measurements.
@@ -477,14 +515,20 @@ cpu_ticks() {  # utime + stime of process $1, in clock ticks (fields 14 and 15 o
 rss_kib() {
   awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
-metric() {  # the value of an unlabelled gauge from the gateway's /metrics, or "n/a"
-  curl -sS --max-time 5 "$METRICS_URL" 2>/dev/null | awk -v m="$1" '$1 == m { v = $2 } END { print (v == "" ? "n/a" : v) }'
+metric() {  # metric URL NAME: the value of an unlabelled gauge from a gateway's /metrics, or "n/a"
+  curl -sS --max-time 5 "$1" 2>/dev/null | awk -v m="$2" '$1 == m { v = $2 } END { print (v == "" ? "n/a" : v) }'
 }
-children() {  # processes whose parent is the gateway (field 4 of /proc/PID/stat)
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$GW_PID" '{ sub(/^.*\) /, ""); if ($2 == p) n++ } END { print n + 0 }'
+children() {  # processes whose parent is process $1 (field 4 of /proc/PID/stat)
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$1" '{ sub(/^.*\) /, ""); if ($2 == p) n++ } END { print n + 0 }'
 }
-log_problems() {  # WARN and ERROR lines the gateway has logged so far
-  grep -cE ' (WARN|ERROR) ' "$DIR/gateway.log" || true
+children_ticks() {  # utime + stime of every child of process $1, in clock ticks
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$1" '{ sub(/^.*\) /, ""); if ($2 == p) t += $12 + $13 } END { print t + 0 }'
+}
+upstream_ticks() {  # upstream_ticks demo|PID: the demo server's CPU, or that of PID's children
+  if [ "$1" = demo ]; then cpu_ticks "$DEMO_PID"; else children_ticks "$1"; fi
+}
+log_problems() {  # WARN and ERROR lines both gateways have logged so far
+  cat "$DIR/gateway.log" "$DIR/gateway-stdio.log" | grep -cE ' (WARN|ERROR) ' || true
 }
 value() {  # value FILE KEY: a "LOAD KEY VALUE" line printed by mcp-call.lua
   awk -v k="$2" '$1 == "LOAD" && $2 == k { print $3; exit }' "$1"
@@ -514,20 +558,21 @@ run_wrk() {
 
 declare -A R  # results: R[name.key]
 
-# measure NAME URL TOKEN THREADS CONNECTIONS [PROXY_PID]: a short unrecorded warm-up, then the
-# measured run with the proxy's (default: the gateway's) and the demo server's CPU time read
-# around it.
+# measure NAME URL TOKEN THREADS CONNECTIONS [PROXY_PID [UPSTREAM]]: a short unrecorded warm-up,
+# then the measured run with the proxy's (default: the gateway's) and the upstream's CPU time read
+# around it. UPSTREAM is `demo` (the demo server, default) or a PID whose children are the
+# upstream (the stdio gateway's; its pool of children is started by the warm-up).
 measure() {
-  local name="$1" url="$2" token="$3" threads="$4" conns="$5" proxy="${6:-$GW_PID}"
+  local name="$1" url="$2" token="$3" threads="$4" conns="$5" proxy="${6:-$GW_PID}" upstream="${7:-demo}"
   local warm=$((DURATION < 2 ? DURATION : 2))
   run_wrk "$name-warmup" "$url" "$token" "$threads" "$conns" "$warm"
   local gw0 up0 gw1 up1 logs0 logs1
   logs0=$(log_problems)
   gw0=$(cpu_ticks "$proxy")
-  up0=$(cpu_ticks "$DEMO_PID")
+  up0=$(upstream_ticks "$upstream")
   run_wrk "$name" "$url" "$token" "$threads" "$conns" "$DURATION"
   gw1=$(cpu_ticks "$proxy")
-  up1=$(cpu_ticks "$DEMO_PID")
+  up1=$(upstream_ticks "$upstream")
   logs1=$(log_problems)
   local out="$DIR/$name.txt" requests dur_us
   requests=$(value "$out" requests)
@@ -540,7 +585,7 @@ measure() {
   R[$name.gwcpu]=$(awk -v t=$((gw1 - gw0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
   R[$name.upcpu]=$(awk -v t=$((up1 - up0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
   R[$name.logs]=$((logs1 - logs0))
-  printf 'run %-16s %8s requests %7s req/s  p50 %6s us  p90 %6s us  p99 %6s us  proxy CPU %6s us/req  demo CPU %6s us/req\n' \
+  printf 'run %-22s %8s requests %7s req/s  p50 %6s us  p90 %6s us  p99 %6s us  proxy CPU %6s us/req  demo CPU %6s us/req\n' \
     "$name" "$requests" "${R[$name.rps]}" "${R[$name.p50]}" "${R[$name.p90]}" "${R[$name.p99]}" \
     "${R[$name.gwcpu]}" "${R[$name.upcpu]}" >&2
 }
@@ -550,7 +595,7 @@ HEADER_INFO() {
   echo "- Binary: \`$BIN\` ($("$BIN" --version 2>/dev/null || echo unknown version))"
   echo "- Machine: nproc $NPROC, CPU \`$CPU_MODEL\`; placement: $PLACEMENT"
   echo "- Demo server: \`mcp-guard demo http\` (rmcp streamable HTTP, SSE answers); $SHIM_NOTE"
-  echo "- Gateway: HS256 bearer token for \`alice\` (role \`user\`), RBAC (\`tools:execute:@safe\`), audit to a file, metrics listener on"
+  echo "- Gateways: HS256 bearer token for \`alice\` (role \`user\`), RBAC (\`tools:execute:@safe\`), audit to a file, metrics listener on; \`gateway\` in front of the demo server over HTTP, \`gateway-stdio\` in front of \`mcp-guard demo stdio\` children (a pool of 2 for alice), whose CPU is the stdio runs' demo CPU"
   echo "- Reference proxy: nginx: $NGINX_NOTE"
 }
 
@@ -575,13 +620,14 @@ count() {
   requests=$(value "$DIR/$name.txt" requests)
   R[$name.requests]=$requests
   R[$name.instructions]=$((total / requests))
-  printf 'count %-12s %8s requests  %9s instructions per request\n' "$name" "$requests" "${R[$name.instructions]}" >&2
+  printf 'count %-14s %8s requests  %9s instructions per request\n' "$name" "$requests" "${R[$name.instructions]}" >&2
 }
 
 if [ "$INSTRUCTIONS" = 1 ]; then
   echo "load.sh: instructions per request under callgrind, $DURATION s at 1 connection each; $PLACEMENT" >&2
   count passthrough "$PASS_URL" "" "$PASS_PID"
   count gateway "$GATEWAY_URL" "$TOKEN" "$GW_PID"
+  count gateway-stdio "$STDIO_URL" "$STDIO_TOKEN" "$GWS_PID"
   echo
   echo "### Gateway load benchmark: instructions per request"
   echo
@@ -591,14 +637,15 @@ if [ "$INSTRUCTIONS" = 1 ]; then
   echo "| Proxy | Requests counted | Instructions per request |"
   echo "|---|---:|---:|"
   echo "| passthrough (no auth) | ${R[passthrough.requests]} | ${R[passthrough.instructions]} |"
-  echo "| gateway | ${R[gateway.requests]} | ${R[gateway.instructions]} |"
+  echo "| gateway (HTTP upstream) | ${R[gateway.requests]} | ${R[gateway.instructions]} |"
   echo "| the guard's own (gateway - passthrough) | | $((${R[gateway.instructions]} - ${R[passthrough.instructions]})) |"
+  echo "| gateway-stdio (stdio children; the children's work not counted) | ${R[gateway-stdio.requests]} | ${R[gateway-stdio.instructions]} |"
   echo
 elif [ -z "$SOAK_MIN" ]; then
   echo "load.sh: $DURATION s per run, $ROUNDS round(s); $PLACEMENT" >&2
-  RUNS=(direct-c1 passthrough-c1 gateway-c1)
+  RUNS=(direct-c1 passthrough-c1 gateway-c1 gateway-stdio-c1)
   [ -n "$NGINX_WORKER" ] && RUNS+=(nginx-c1)
-  RUNS+=(direct-c16 passthrough-c16 gateway-c16)
+  RUNS+=(direct-c16 passthrough-c16 gateway-c16 gateway-stdio-c16)
   [ -n "$NGINX_WORKER" ] && RUNS+=(nginx-c16)
   for round in $(seq 1 "$ROUNDS"); do
     for name in "${RUNS[@]}"; do
@@ -606,10 +653,12 @@ elif [ -z "$SOAK_MIN" ]; then
         direct-c1) measure "$name-r$round" "$DIRECT_URL" "" 1 1 ;;
         passthrough-c1) measure "$name-r$round" "$PASS_URL" "" 1 1 "$PASS_PID" ;;
         gateway-c1) measure "$name-r$round" "$GATEWAY_URL" "$TOKEN" 1 1 ;;
+        gateway-stdio-c1) measure "$name-r$round" "$STDIO_URL" "$STDIO_TOKEN" 1 1 "$GWS_PID" "$GWS_PID" ;;
         nginx-c1) measure "$name-r$round" "$NGINX_URL" "" 1 1 "$NGINX_WORKER" ;;
         direct-c16) measure "$name-r$round" "$DIRECT_URL" "" 2 16 ;;
         passthrough-c16) measure "$name-r$round" "$PASS_URL" "" 2 16 "$PASS_PID" ;;
         gateway-c16) measure "$name-r$round" "$GATEWAY_URL" "$TOKEN" 2 16 ;;
+        gateway-stdio-c16) measure "$name-r$round" "$STDIO_URL" "$STDIO_TOKEN" 2 16 "$GWS_PID" "$GWS_PID" ;;
         nginx-c16) measure "$name-r$round" "$NGINX_URL" "" 2 16 "$NGINX_WORKER" ;;
       esac
     done
@@ -634,6 +683,9 @@ elif [ -z "$SOAK_MIN" ]; then
   ADDED_P50=$((${R[gateway-c1.p50]} - ${R[direct-c1.p50]}))
   ADDED_P99=$((${R[gateway-c1.p99]} - ${R[direct-c1.p99]}))
   RATIO=$(awk -v g="${R[gateway-c16.rps]}" -v d="${R[direct-c16.rps]}" 'BEGIN { printf "%.2f", g / d }')
+  STDIO_ADDED_P50=$((${R[gateway-stdio-c1.p50]} - ${R[direct-c1.p50]}))
+  STDIO_ADDED_P99=$((${R[gateway-stdio-c1.p99]} - ${R[direct-c1.p99]}))
+  STDIO_RATIO=$(awk -v g="${R[gateway-stdio-c16.rps]}" -v d="${R[direct-c16.rps]}" 'BEGIN { printf "%.2f", g / d }')
   met() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t ? "met" : "missed") }'; }
 
   echo
@@ -656,11 +708,16 @@ elif [ -z "$SOAK_MIN" ]; then
   echo
   echo "| Measure | Value | Target | |"
   echo "|---|---:|---|---|"
-  echo "| Added latency, p50 at 1 connection | $ADDED_P50 µs | <= 100 µs | $(met "$ADDED_P50" 100) |"
-  echo "| Added latency, p99 at 1 connection | $ADDED_P99 µs | (none) | |"
-  echo "| Throughput, gateway / direct at 16 connections | ${RATIO}x | (agentgateway publishes 0.37-0.48x) | reported |"
-  echo "| Gateway CPU per proxied tools/call, 1 connection | ${R[gateway-c1.gwcpu]} µs | <= 50 µs | $(met "${R[gateway-c1.gwcpu]}" 50) |"
-  echo "| Gateway CPU per proxied tools/call, 16 connections | ${R[gateway-c16.gwcpu]} µs | <= 50 µs | $(met "${R[gateway-c16.gwcpu]}" 50) |"
+  echo "| Added latency, p50 at 1 connection (HTTP upstream) | $ADDED_P50 µs | <= 100 µs | $(met "$ADDED_P50" 100) |"
+  echo "| Added latency, p99 at 1 connection (HTTP upstream) | $ADDED_P99 µs | (none) | |"
+  echo "| Throughput, gateway / direct at 16 connections (HTTP upstream) | ${RATIO}x | (agentgateway publishes 0.37-0.48x) | reported |"
+  echo "| Gateway CPU per proxied tools/call, 1 connection (HTTP upstream) | ${R[gateway-c1.gwcpu]} µs | <= 50 µs | $(met "${R[gateway-c1.gwcpu]}" 50) |"
+  echo "| Gateway CPU per proxied tools/call, 16 connections (HTTP upstream) | ${R[gateway-c16.gwcpu]} µs | <= 50 µs | $(met "${R[gateway-c16.gwcpu]}" 50) |"
+  echo "| Added latency, p50 at 1 connection (stdio children) | $STDIO_ADDED_P50 µs | <= 100 µs | $(met "$STDIO_ADDED_P50" 100) |"
+  echo "| Added latency, p99 at 1 connection (stdio children) | $STDIO_ADDED_P99 µs | (none) | |"
+  echo "| Throughput, gateway-stdio / direct at 16 connections | ${STDIO_RATIO}x | | reported |"
+  echo "| Gateway CPU per proxied tools/call, 1 connection (stdio children) | ${R[gateway-stdio-c1.gwcpu]} µs | <= 50 µs | $(met "${R[gateway-stdio-c1.gwcpu]}" 50) |"
+  echo "| Gateway CPU per proxied tools/call, 16 connections (stdio children) | ${R[gateway-stdio-c16.gwcpu]} µs | <= 50 µs | $(met "${R[gateway-stdio-c16.gwcpu]}" 50) |"
   echo "| Passthrough (no auth) CPU per tools/call, 1 / 16 connections | ${R[passthrough-c1.gwcpu]} / ${R[passthrough-c16.gwcpu]} µs | (baseline) | |"
   echo "| Gateway CPU beyond the passthrough, 1 / 16 connections | $OWN_CPU1 / $OWN_CPU16 µs | (the guard's own work) | |"
   echo "| Latency beyond the passthrough, p50 at 1 connection | $OWN_P50 µs | | |"
@@ -670,7 +727,7 @@ elif [ -z "$SOAK_MIN" ]; then
     echo "| nginx added latency, p50 at 1 connection | $((${R[nginx-c1.p50]} - ${R[direct-c1.p50]})) µs | (reference) | |"
     echo "| Throughput, nginx / direct at 16 connections | $(awk -v g="${R[nginx-c16.rps]}" -v d="${R[direct-c16.rps]}" 'BEGIN { printf "%.2f", g / d }')x | (reference) | |"
   fi
-  echo "| Gateway WARN/ERROR log lines during measured runs | $((${R[gateway-c1.logs]} + ${R[gateway-c16.logs]})) | 0 | |"
+  echo "| Gateway WARN/ERROR log lines during measured runs | $((${R[gateway-c1.logs]} + ${R[gateway-c16.logs]} + ${R[gateway-stdio-c1.logs]} + ${R[gateway-stdio-c16.logs]})) | 0 | |"
   echo
   if [ "$QUICK" = 1 ]; then
     echo "(--quick: short runs, possibly a debug binary; the targets apply to the release binary with 10 s runs.)"
@@ -678,42 +735,58 @@ elif [ -z "$SOAK_MIN" ]; then
   fi
 else
   # -------------------------------------------------------------------------------------------
-  # Soak: 2 connections through the gateway (full speed for those two connections), sampled
+  # Soak: 2 connections through one gateway (full speed for those two connections), sampled
   # every 30 s.
   SOAK_SECS=$((SOAK_MIN * 60))
-  echo "load.sh: soak: ${SOAK_WARMUP} s warm-up, then ${SOAK_MIN} min at wrk -t1 -c2; $PLACEMENT" >&2
-  run_wrk soak-warmup "$GATEWAY_URL" "$TOKEN" 1 2 "$SOAK_WARMUP"
-  RSS0=$(rss_kib "$GW_PID")
-  DEMO_RSS0=$(rss_kib "$DEMO_PID")
-  SESS0=$(metric mcp_guard_sessions)
-  PROCS0=$(metric mcp_guard_upstream_processes)
-  KIDS0=$(children)
-  LOGS0=$(log_problems)
+  if [ "$SOAK_UPSTREAM" = stdio ]; then
+    SOAK_PID=$GWS_PID SOAK_URL=$STDIO_URL SOAK_TOKEN=$STDIO_TOKEN SOAK_METRICS=$STDIO_METRICS_URL
+    SOAK_LOG="$DIR/gateway-stdio.log" SOAK_NAME="gateway-stdio (stdio children)"
+  else
+    SOAK_PID=$GW_PID SOAK_URL=$GATEWAY_URL SOAK_TOKEN=$TOKEN SOAK_METRICS=$METRICS_URL
+    SOAK_LOG="$DIR/gateway.log" SOAK_NAME="gateway (HTTP upstream)"
+  fi
+  # The upstream's RSS: the demo server's, or that of the stdio gateway's children, added up.
+  up_rss() {
+    if [ "$SOAK_UPSTREAM" = stdio ]; then
+      cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$SOAK_PID" '{ pid = $1; sub(/^.*\) /, ""); if ($2 == p) print pid }' |
+        while read -r kid; do rss_kib "$kid" 2>/dev/null || true; done | awk '{ t += $1 } END { print t + 0 }'
+    else
+      rss_kib "$DEMO_PID"
+    fi
+  }
+  echo "load.sh: soak of $SOAK_NAME: ${SOAK_WARMUP} s warm-up, then ${SOAK_MIN} min at wrk -t1 -c2; $PLACEMENT" >&2
+  run_wrk soak-warmup "$SOAK_URL" "$SOAK_TOKEN" 1 2 "$SOAK_WARMUP"
+  RSS0=$(rss_kib "$SOAK_PID")
+  DEMO_RSS0=$(up_rss)
+  SESS0=$(metric "$SOAK_METRICS" mcp_guard_sessions)
+  PROCS0=$(metric "$SOAK_METRICS" mcp_guard_upstream_processes)
+  KIDS0=$(children "$SOAK_PID")
+  LOGS0=$(grep -cE ' (WARN|ERROR) ' "$SOAK_LOG" || true)
   echo "soak start: gateway RSS ${RSS0} KiB, demo RSS ${DEMO_RSS0} KiB, sessions $SESS0, upstream processes $PROCS0, children $KIDS0" >&2
 
-  MCP_TOKEN="$TOKEN" "${WRK_PIN[@]}" wrk -t1 -c2 -d"${SOAK_SECS}s" --timeout 5s --latency \
-    -s "$LUA" "$GATEWAY_URL" >"$DIR/soak.txt" 2>&1 &
+  MCP_TOKEN="$SOAK_TOKEN" "${WRK_PIN[@]}" wrk -t1 -c2 -d"${SOAK_SECS}s" --timeout 5s --latency \
+    -s "$LUA" "$SOAK_URL" >"$DIR/soak.txt" 2>&1 &
   SOAK_WRK=$!
   BG_PIDS+=("$SOAK_WRK")
-  echo "elapsed_s gateway_rss_kib demo_rss_kib sessions upstream_processes children" >"$DIR/samples.txt"
+  echo "elapsed_s gateway_rss_kib upstream_rss_kib sessions upstream_processes children" >"$DIR/samples.txt"
   START=$SECONDS
   DEADLINE=$((SECONDS + SOAK_SECS + 60))
   NEXT=$((SECONDS + 30))
   while kill -0 "$SOAK_WRK" 2>/dev/null && [ "$SECONDS" -lt "$DEADLINE" ]; do
     if [ "$SECONDS" -ge "$NEXT" ]; then
-      echo "$((SECONDS - START)) $(rss_kib "$GW_PID") $(rss_kib "$DEMO_PID") $(metric mcp_guard_sessions) $(metric mcp_guard_upstream_processes) $(children)" >>"$DIR/samples.txt"
+      echo "$((SECONDS - START)) $(rss_kib "$SOAK_PID") $(up_rss) $(metric "$SOAK_METRICS" mcp_guard_sessions) $(metric "$SOAK_METRICS" mcp_guard_upstream_processes) $(children "$SOAK_PID")" >>"$DIR/samples.txt"
       NEXT=$((NEXT + 30))
     fi
     sleep 1
   done
   wait "$SOAK_WRK" || { cat "$DIR/soak.txt" >&2; die "soak: wrk failed"; }
   BG_PIDS=()
-  RSS1=$(rss_kib "$GW_PID")
-  DEMO_RSS1=$(rss_kib "$DEMO_PID")
-  SESS1=$(metric mcp_guard_sessions)
-  PROCS1=$(metric mcp_guard_upstream_processes)
-  KIDS1=$(children)
-  LOGS1=$(log_problems)
+  RSS1=$(rss_kib "$SOAK_PID")
+  DEMO_RSS1=$(up_rss)
+  SESS1=$(metric "$SOAK_METRICS" mcp_guard_sessions)
+  PROCS1=$(metric "$SOAK_METRICS" mcp_guard_upstream_processes)
+  KIDS1=$(children "$SOAK_PID")
+  LOGS1=$(grep -cE ' (WARN|ERROR) ' "$SOAK_LOG" || true)
   RSS_MAX=$(awk 'NR > 1 && $2 > m { m = $2 } END { print m + 0 }' "$DIR/samples.txt")
   S="$DIR/soak.txt"
   NON2XX=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$S")
@@ -729,16 +802,28 @@ else
   echo "### Gateway soak: results"
   echo
   HEADER_INFO
-  echo "- wrk: \`-t1 -c2\` through the gateway for ${SOAK_MIN} min, after a ${SOAK_WARMUP} s warm-up (RSS read at the end of the warm-up and at the end)"
+  echo "- wrk: \`-t1 -c2\` through $SOAK_NAME for ${SOAK_MIN} min, after a ${SOAK_WARMUP} s warm-up (RSS read at the end of the warm-up and at the end)"
   echo
   echo "| Measure | Start | End | Target | |"
   echo "|---|---:|---:|---|---|"
   echo "| Gateway RSS (KiB) | $RSS0 | $RSS1 (max sampled $RSS_MAX) | growth < 10% | ${GROWTH}%: $(ok "$(awk -v g="$GROWTH" 'BEGIN { print (g < 10) }')") |"
   echo "| Gateway RSS growth per 1,000 requests (KiB) | | $(awk -v a="$RSS0" -v b="$RSS1" -v n="$REQS" 'BEGIN { printf "%.1f", (b - a) * 1000 / n }') | | |"
-  echo "| Demo server RSS (KiB) | $DEMO_RSS0 | $DEMO_RSS1 | (upstream) | ${DEMO_GROWTH}% |"
+  if [ "$SOAK_UPSTREAM" = stdio ]; then
+    UP_LABEL="RSS of the gateway's stdio children, added up (KiB)"
+    # Every child is one the gateway counts, and the pool does not grow under steady load.
+    PROCS_WANT="= children"
+    PROCS_OK=$([ "$PROCS1" = "$KIDS1" ] && echo 1 || echo 0)
+    KIDS_OK=$([ "$KIDS1" = "$PROCS1" ] && [ "$KIDS1" -le "$KIDS0" ] && echo 1 || echo 0)
+  else
+    UP_LABEL="Demo server RSS (KiB)"
+    PROCS_WANT="0 (HTTP upstream)"
+    PROCS_OK=$([ "$PROCS1" = 0 ] && echo 1 || echo 0)
+    KIDS_OK=$([ "$KIDS1" = 0 ] && echo 1 || echo 0)
+  fi
+  echo "| $UP_LABEL | $DEMO_RSS0 | $DEMO_RSS1 | (upstream) | ${DEMO_GROWTH}% |"
   echo "| mcp_guard_sessions | $SESS0 | $SESS1 | no growth | $(ok "$([ "$SESS1" = "$SESS0" ] && echo 1 || echo 0)") |"
-  echo "| mcp_guard_upstream_processes | $PROCS0 | $PROCS1 | 0 (HTTP upstream) | $(ok "$([ "$PROCS1" = 0 ] && echo 1 || echo 0)") |"
-  echo "| Child processes of the gateway | $KIDS0 | $KIDS1 | 0 leaked | $(ok "$([ "$KIDS1" = 0 ] && echo 1 || echo 0)") |"
+  echo "| mcp_guard_upstream_processes | $PROCS0 | $PROCS1 | $PROCS_WANT | $(ok "$PROCS_OK") |"
+  echo "| Child processes of the gateway | $KIDS0 | $KIDS1 | 0 leaked | $(ok "$KIDS_OK") |"
   echo "| Requests (all 200 with the echo) | | $REQS | | |"
   echo "| Non-2xx / not the echo / socket errors | | $NON2XX / $BAD / $SOCK | 0 | $(ok "$([ "$NON2XX$BAD$SOCK" = 000 ] && echo 1 || echo 0)") |"
   echo "| Gateway WARN/ERROR log lines during the soak | | $((LOGS1 - LOGS0)) | | |"
@@ -754,7 +839,7 @@ else
     echo "Distinct gateway WARN/ERROR messages during the soak (count, message):"
     echo
     echo '```'
-    grep -E ' (WARN|ERROR) ' "$DIR/gateway.log" | sed -E 's/^[^ ]+ +//' | sort | uniq -c | sort -rn | head -n 10
+    grep -E ' (WARN|ERROR) ' "$SOAK_LOG" | sed -E 's/^[^ ]+ +//' | sort | uniq -c | sort -rn | head -n 10
     echo '```'
   fi
   echo
