@@ -28,13 +28,6 @@ use crate::config::{StdioUpstream, resolve_command};
 /// The longest line read from a child: a larger message kills it (it is not speaking MCP).
 pub const MAX_LINE_BYTES: usize = 64 << 20;
 
-/// The most queued messages written to a child in one go.
-const WRITE_BATCH: usize = 64;
-
-/// The most bytes of queued messages copied together into one write; larger batches are written
-/// message by message, so the copy buffer stays small.
-const JOIN_LIMIT: usize = 64 << 10;
-
 /// A message the upstream sent on its own: a request or a notification for the client.
 #[derive(Clone, Debug)]
 pub struct ServerMessage {
@@ -164,32 +157,10 @@ impl Link {
 
         tokio::spawn(async move {
             let mut stdin = stdin;
-            let mut batch = Vec::with_capacity(WRITE_BATCH);
-            let mut joined = Vec::new();
-            // Lines queued while the last write ran go out together: under load one system call
-            // carries many messages instead of one each, and their order is kept.
-            'lines: while lines.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-                let total: usize = batch.iter().map(Bytes::len).sum();
-                if batch.len() > 1 && total <= JOIN_LIMIT {
-                    joined.clear();
-                    for line in &batch {
-                        joined.extend_from_slice(line);
-                    }
-                    if stdin.write_all(&joined).await.is_err() {
-                        break;
-                    }
-                } else {
-                    // One line, or lines too large to copy into one buffer: written as they are.
-                    for line in &batch {
-                        if stdin.write_all(line).await.is_err() {
-                            break 'lines;
-                        }
-                    }
-                }
-                if stdin.flush().await.is_err() {
+            while let Some(line) = lines.recv().await {
+                if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
                     break;
                 }
-                batch.clear();
             }
         });
         tokio::spawn(async move {
@@ -494,8 +465,8 @@ mod tests {
         assert!(!read_line(&mut r, &mut buf).await.unwrap());
     }
 
-    /// Messages queued faster than a child reads reach it whole and in order, whether the writer
-    /// joins them into one write (small ones) or writes them one by one (past its copy limit).
+    /// Messages queued faster than a child reads them reach it whole, one line each, and every
+    /// answer reaches the request of its id.
     #[tokio::test]
     async fn queued_messages_reach_the_child_whole() {
         let spec = StdioUpstream {
@@ -522,8 +493,7 @@ mod tests {
         for n in 0..200 {
             waiting.push((n, link.expect(RequestId::Number(n)).unwrap()));
         }
-        // Queued back to back (the channel has room), so the writer finds many at once: the
-        // first hundred join below the limit, the last hundred (64 of 3 KB) exceed it.
+        // Queued back to back (the channel has room): small ones, then 3 KB ones.
         for n in 0..200 {
             link.send(message(n).as_bytes()).await.unwrap();
         }
