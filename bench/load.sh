@@ -762,7 +762,7 @@ else
   PROCS0=$(metric "$SOAK_METRICS" mcp_guard_upstream_processes)
   KIDS0=$(children "$SOAK_PID")
   LOGS0=$(grep -cE ' (WARN|ERROR) ' "$SOAK_LOG" || true)
-  echo "soak start: gateway RSS ${RSS0} KiB, demo RSS ${DEMO_RSS0} KiB, sessions $SESS0, upstream processes $PROCS0, children $KIDS0" >&2
+  echo "soak start: gateway RSS ${RSS0} KiB, upstream RSS ${DEMO_RSS0} KiB, sessions $SESS0, upstream processes $PROCS0, children $KIDS0" >&2
 
   MCP_TOKEN="$SOAK_TOKEN" "${WRK_PIN[@]}" wrk -t1 -c2 -d"${SOAK_SECS}s" --timeout 5s --latency \
     -s "$LUA" "$SOAK_URL" >"$DIR/soak.txt" 2>&1 &
