@@ -7,7 +7,7 @@ pub mod grant;
 pub mod issue;
 pub mod keys;
 pub mod ring;
-mod scan;
+pub(crate) mod scan;
 pub mod verify;
 
 pub use authn::{AuthnError, TokenAuthenticator};

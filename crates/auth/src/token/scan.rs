@@ -219,7 +219,7 @@ impl<'a> Scan<'a> {
 
 /// The index of the first `"`, `\\` or control character in `bytes`.
 #[inline]
-fn string_end(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
     // Eight bytes at a time, as serde_json does: string bytes are most of a token's payload.
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = ONES << 7;
