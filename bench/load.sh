@@ -755,13 +755,15 @@ else
     fi
   }
   echo "load.sh: soak of $SOAK_NAME: ${SOAK_WARMUP} s warm-up, then ${SOAK_MIN} min at wrk -t1 -c2; $PLACEMENT" >&2
+  # One reading: gateway RSS, upstream RSS, sessions, upstream processes, children, and the
+  # WARN/ERROR lines logged so far.
+  soak_reading() {
+    echo "$(rss_kib "$SOAK_PID") $(up_rss) $(metric "$SOAK_METRICS" mcp_guard_sessions)" \
+      "$(metric "$SOAK_METRICS" mcp_guard_upstream_processes) $(children "$SOAK_PID")" \
+      "$(grep -cE ' (WARN|ERROR) ' "$SOAK_LOG" || true)"
+  }
   run_wrk soak-warmup "$SOAK_URL" "$SOAK_TOKEN" 1 2 "$SOAK_WARMUP"
-  RSS0=$(rss_kib "$SOAK_PID")
-  DEMO_RSS0=$(up_rss)
-  SESS0=$(metric "$SOAK_METRICS" mcp_guard_sessions)
-  PROCS0=$(metric "$SOAK_METRICS" mcp_guard_upstream_processes)
-  KIDS0=$(children "$SOAK_PID")
-  LOGS0=$(grep -cE ' (WARN|ERROR) ' "$SOAK_LOG" || true)
+  read -r RSS0 DEMO_RSS0 SESS0 PROCS0 KIDS0 LOGS0 <<<"$(soak_reading)"
   echo "soak start: gateway RSS ${RSS0} KiB, upstream RSS ${DEMO_RSS0} KiB, sessions $SESS0, upstream processes $PROCS0, children $KIDS0" >&2
 
   MCP_TOKEN="$SOAK_TOKEN" "${WRK_PIN[@]}" wrk -t1 -c2 -d"${SOAK_SECS}s" --timeout 5s --latency \
@@ -774,19 +776,15 @@ else
   NEXT=$((SECONDS + 30))
   while kill -0 "$SOAK_WRK" 2>/dev/null && [ "$SECONDS" -lt "$DEADLINE" ]; do
     if [ "$SECONDS" -ge "$NEXT" ]; then
-      echo "$((SECONDS - START)) $(rss_kib "$SOAK_PID") $(up_rss) $(metric "$SOAK_METRICS" mcp_guard_sessions) $(metric "$SOAK_METRICS" mcp_guard_upstream_processes) $(children "$SOAK_PID")" >>"$DIR/samples.txt"
+      # The samples file keeps the first five fields.
+      echo "$((SECONDS - START)) $(soak_reading | awk '{ print $1, $2, $3, $4, $5 }')" >>"$DIR/samples.txt"
       NEXT=$((NEXT + 30))
     fi
     sleep 1
   done
   wait "$SOAK_WRK" || { cat "$DIR/soak.txt" >&2; die "soak: wrk failed"; }
   BG_PIDS=()
-  RSS1=$(rss_kib "$SOAK_PID")
-  DEMO_RSS1=$(up_rss)
-  SESS1=$(metric "$SOAK_METRICS" mcp_guard_sessions)
-  PROCS1=$(metric "$SOAK_METRICS" mcp_guard_upstream_processes)
-  KIDS1=$(children "$SOAK_PID")
-  LOGS1=$(grep -cE ' (WARN|ERROR) ' "$SOAK_LOG" || true)
+  read -r RSS1 DEMO_RSS1 SESS1 PROCS1 KIDS1 LOGS1 <<<"$(soak_reading)"
   RSS_MAX=$(awk 'NR > 1 && $2 > m { m = $2 } END { print m + 0 }' "$DIR/samples.txt")
   S="$DIR/soak.txt"
   NON2XX=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$S")

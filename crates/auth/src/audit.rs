@@ -241,7 +241,7 @@ impl AuditEvent {
         json_string(out, &self.time);
         out.extend_from_slice(b",\"event\":");
         json_string(out, self.event);
-        let texts: [(&[u8], Option<&str>); 8] = [
+        let texts: [(&[u8], Option<&str>); 16] = [
             (b",\"issuer\":", self.issuer.as_deref()),
             (b",\"subject\":", self.subject.as_deref()),
             (b",\"client_id\":", self.client_id.as_deref()),
@@ -250,8 +250,6 @@ impl AuditEvent {
             (b",\"credential\":", self.credential.as_deref()),
             (b",\"outcome\":", self.outcome),
             (b",\"reason\":", self.reason.as_deref()),
-        ];
-        let more: [(&[u8], Option<&str>); 8] = [
             (b",\"reason_kind\":", self.reason_kind),
             (b",\"auth_method\":", self.auth_method),
             (b",\"method\":", self.method.as_deref()),
@@ -261,7 +259,7 @@ impl AuditEvent {
             (b",\"session\":", self.session.as_deref()),
             (b",\"client_ip\":", self.client_ip.as_deref()),
         ];
-        for (key, value) in texts.into_iter().chain(more) {
+        for (key, value) in texts {
             if let Some(v) = value {
                 out.extend_from_slice(key);
                 json_string(out, v);
