@@ -511,7 +511,8 @@ mod tests {
             "\u{8}\u{c}\n\r\t".to_owned(),
             (0u8..0x20).map(char::from).collect::<String>(),
             "\u{7f} é ✓ 🦀 \u{2028}".to_owned(),
-            // Escapes at every offset of an eight-byte word, and long runs between them.
+            // Escapes after runs that end inside and past an eight-byte word (the line before has
+            // one at every offset).
             format!(
                 "{}\"{}\\{}\u{1}",
                 "a".repeat(7),
