@@ -6,6 +6,7 @@
 //! signature holds except to choose among configured keys.
 
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
@@ -177,6 +178,80 @@ pub struct Verifier {
     issuers: Vec<IssuerPolicy>,
     max_bytes: usize,
     leeway: Duration,
+    headers: Arc<HeaderMemo>,
+}
+
+/// How many distinct headers a verifier remembers. A header depends only on the signer and the
+/// key (`alg`, `kid`, `typ`), so a gateway sees a handful: its own access and refresh headers
+/// per key, and one per key of each external issuer.
+const HEADER_MEMO_SLOTS: usize = 8;
+
+/// The longest header text remembered, in base64url characters; ours are about 60.
+const HEADER_MEMO_MAX_TEXT: usize = 256;
+
+/// Headers already read, by their exact base64url text, so that the next token with the same
+/// header skips decoding and parsing it (1,100 of the 8,050 instructions an HS256 verification
+/// takes besides the HMAC, under callgrind; docs/PERFORMANCE.md, token run 19). What is remembered is what [`plain_header`] read from those bytes,
+/// so the checks that follow see the same `alg`, `kid` and `typ` either way. Only the header of a
+/// token whose signature held is remembered, so tokens nobody signed cannot fill the slots; once
+/// they are full, further headers are read every time, as before.
+#[derive(Debug, Default)]
+struct HeaderMemo {
+    slots: [OnceLock<KnownHeader>; HEADER_MEMO_SLOTS],
+}
+
+/// One remembered header: its text and the three members [`plain_header`] read from it.
+#[derive(Debug)]
+struct KnownHeader {
+    text: Box<str>,
+    alg: Box<str>,
+    kid: Option<Box<str>>,
+    typ: Option<Box<str>>,
+}
+
+impl HeaderMemo {
+    /// The header read earlier from exactly this text, if any.
+    #[inline]
+    fn find(&self, text: &str) -> Option<JoseHeader<'_>> {
+        let known = self
+            .slots
+            .iter()
+            .map_while(OnceLock::get)
+            .find(|k| *k.text == *text)?;
+        Some(JoseHeader {
+            alg: Cow::Borrowed(&known.alg),
+            kid: known.kid.as_deref().map(|t| Text(Cow::Borrowed(t))),
+            typ: known.typ.as_deref().map(|t| Text(Cow::Borrowed(t))),
+            crit: false,
+            jku: false,
+            x5u: false,
+            jwk: false,
+            x5c: false,
+        })
+    }
+
+    /// Remembers what [`plain_header`] read from `text`, in the first free slot.
+    fn remember(&self, text: &str, header: &JoseHeader<'_>) {
+        if text.len() > HEADER_MEMO_MAX_TEXT {
+            return;
+        }
+        let Some(free) = self.slots.iter().find(|s| s.get().is_none()) else {
+            return;
+        };
+        // Another thread may fill the slot first; this header is then remembered next time.
+        let _ = free.set(KnownHeader {
+            text: text.into(),
+            alg: (*header.alg).into(),
+            kid: header.kid.as_deref().map(Into::into),
+            typ: header.typ.as_deref().map(Into::into),
+        });
+    }
+
+    /// How many headers are remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.slots.iter().map_while(OnceLock::get).count()
+    }
 }
 
 /// A token that verified, with what the caller needs.
@@ -214,6 +289,7 @@ impl Verifier {
             issuers,
             max_bytes: DEFAULT_MAX_TOKEN_BYTES,
             leeway: Duration::from_secs(30),
+            headers: Arc::default(),
         }
     }
 
@@ -288,16 +364,28 @@ impl Verifier {
         if h64.is_empty() || p64.is_empty() {
             return Err(TokenError::Malformed("an empty part"));
         }
-        let mut header_buf = [0u8; HEADER_STACK_BYTES];
+        // Zeroed only when the header is decoded, not when it is remembered.
+        let mut header_buf: [u8; HEADER_STACK_BYTES];
         let mut header_spill = Vec::new();
-        let header_bytes = b64::decode(h64, &mut header_buf, &mut header_spill)
-            .ok_or(TokenError::BadBase64("header"))?;
-        let header = match plain_header(header_bytes) {
+        // Whether this header was read by `plain_header` just now, and so may be remembered.
+        let mut read_plain = false;
+        let header = match self.headers.find(h64) {
             Some(h) => h,
-            // A typed parse: a repeated `alg`, `kid` or `typ` is an error, other members are
-            // ignored (after the checks on those that must not be there).
-            None => serde_json::from_slice::<JoseHeader<'_>>(header_bytes)
-                .map_err(|_| TokenError::BadJson("header"))?,
+            None => {
+                header_buf = [0u8; HEADER_STACK_BYTES];
+                let header_bytes = b64::decode(h64, &mut header_buf, &mut header_spill)
+                    .ok_or(TokenError::BadBase64("header"))?;
+                match plain_header(header_bytes) {
+                    Some(h) => {
+                        read_plain = true;
+                        h
+                    }
+                    // A typed parse: a repeated `alg`, `kid` or `typ` is an error, other members
+                    // are ignored (after the checks on those that must not be there).
+                    None => serde_json::from_slice::<JoseHeader<'_>>(header_bytes)
+                        .map_err(|_| TokenError::BadJson("header"))?,
+                }
+            }
         };
         let alg_text: &str = &header.alg;
         // Checked before the empty signature, so an unsigned token is reported as what it is.
@@ -351,6 +439,9 @@ impl Verifier {
         let signed = &token[..h64.len() + 1 + p64.len()];
         if !key.verify_signature(signed.as_bytes(), s64) {
             return Err(TokenError::BadSignature);
+        }
+        if read_plain {
+            self.headers.remember(h64, &header);
         }
 
         // The signature holds: now the claims.
@@ -679,6 +770,120 @@ mod tests {
 
     fn verify(roles_claim: &str, more: &str) -> Result<VerifiedToken, TokenError> {
         verifier(roles_claim).verify(&token(&payload(more)), NOW)
+    }
+
+    /// A token over `payload` with exactly this header text, signed with `key()`.
+    fn token_with_header(header: &str, payload: &str) -> String {
+        let msg = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig =
+            jsonwebtoken::crypto::sign(msg.as_bytes(), key().encoding_key(), Algorithm::HS256)
+                .unwrap_or_else(|e| panic!("{e}"));
+        format!("{msg}.{sig}")
+    }
+
+    #[test]
+    fn a_remembered_header_gives_the_same_verdicts() {
+        let v = verifier("roles");
+        let good = token(&payload(""));
+        assert_eq!(v.headers.len(), 0);
+        let first = v.verify(&good, NOW).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.headers.len(), 1, "remembered after its signature held");
+        let again = v.verify(&good, NOW).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first, again);
+        // The same header text over another payload and a broken signature: still refused.
+        let other = token(&format!(
+            r#"{{"iss":"{ISS}","sub":"mallory","aud":"{AUD}","exp":{}}}"#,
+            NOW + 60
+        ));
+        let (msg, _) = other.rsplit_once('.').unwrap_or_default();
+        let (_, sig) = good.rsplit_once('.').unwrap_or_default();
+        assert_eq!(
+            v.verify(&format!("{msg}.{sig}"), NOW).unwrap_err(),
+            TokenError::BadSignature
+        );
+        // The claims are checked as before with a remembered header.
+        let expired = token(&format!(
+            r#"{{"iss":"{ISS}","sub":"alice","aud":"{AUD}","exp":{}}}"#,
+            NOW - 3600
+        ));
+        assert_eq!(v.verify(&expired, NOW).unwrap_err(), TokenError::Expired);
+        assert_eq!(v.headers.len(), 1);
+    }
+
+    #[test]
+    fn only_signed_plain_headers_are_remembered_and_only_a_few() {
+        let v = verifier("roles");
+        // A bad signature: not remembered, and refused again on the next try.
+        let good = token(&payload(""));
+        let forged = format!("{}AAAA", good.trim_end_matches(|c| c != '.'));
+        for _ in 0..2 {
+            assert_eq!(
+                v.verify(&forged, NOW).unwrap_err(),
+                TokenError::BadSignature
+            );
+        }
+        assert_eq!(v.headers.len(), 0);
+        // A header the serde path reads (a member besides alg, kid and typ) is never remembered.
+        let extra = token_with_header(r#"{"alg":"HS256","kid":"k1","cty":"x"}"#, &payload(""));
+        v.verify(&extra, NOW).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.headers.len(), 0);
+        // Distinct signed headers fill the slots, then are read every time, with the same result.
+        for i in 0..HEADER_MEMO_SLOTS + 3 {
+            let header = format!(r#"{{"alg":"HS256","kid":"k1","typ":"t{i}"}}"#);
+            let t = token_with_header(&header, &payload(""));
+            for _ in 0..2 {
+                v.verify(&t, NOW).unwrap_or_else(|e| panic!("{i}: {e}"));
+            }
+        }
+        assert_eq!(v.headers.len(), HEADER_MEMO_SLOTS);
+    }
+
+    #[test]
+    fn a_remembered_header_is_checked_like_a_new_one() {
+        // Remembered from an access token, the header of a refresh token still makes it one.
+        let mut keys = KeySet::new();
+        keys.insert(key().verify_key().clone());
+        let v = Verifier::new(vec![IssuerPolicy {
+            issuer: ISS.into(),
+            own: true,
+            audiences: vec![AUD.into()],
+            algorithms: vec![Algorithm::HS256],
+            keys,
+            required_typ: Some("at+jwt".into()),
+            roles_claim: "roles".into(),
+        }]);
+        let refresh_header = r#"{"alg":"HS256","kid":"k1","typ":"refresh+jwt"}"#;
+        let refresh = token_with_header(refresh_header, &payload(r#","type":"refresh""#));
+        v.verify_refresh(&refresh, NOW)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.headers.len(), 1);
+        for _ in 0..2 {
+            assert_eq!(
+                v.verify(&refresh, NOW).unwrap_err(),
+                TokenError::RefreshAsAccess
+            );
+            // The same remembered header over an access payload: the wrong `typ` for access.
+            let access = token_with_header(refresh_header, &payload(""));
+            assert_eq!(
+                v.verify(&access, NOW).unwrap_err(),
+                TokenError::RefreshAsAccess
+            );
+        }
+        let at = token_with_header(r#"{"alg":"HS256","kid":"k1","typ":"at+jwt"}"#, &payload(""));
+        for _ in 0..2 {
+            v.verify(&at, NOW).unwrap_or_else(|e| panic!("{e}"));
+        }
+        // With `typ` missing, the access check refuses the token, remembered header or not.
+        let untyped = token(&payload(""));
+        for _ in 0..2 {
+            assert_eq!(v.verify(&untyped, NOW).unwrap_err(), TokenError::WrongTyp);
+        }
+        // Its signature held, so its header is remembered too; the claims decide, every time.
+        assert_eq!(v.headers.len(), 3);
     }
 
     #[test]
