@@ -193,27 +193,35 @@ impl<'a> Scan<'a> {
     /// Any value of the subset as a `Value`, as `parse_strict` would build it; `depth` is that of
     /// the value's container.
     pub fn value(&mut self, depth: usize) -> Option<Value> {
-        match self.peek()? {
-            b'[' if depth < MAX_DEPTH => self.array(|s| s.value(depth + 1)).map(Value::Array),
+        let mut v = Value::Null;
+        self.value_into(depth, &mut v)?;
+        Some(v)
+    }
+
+    /// [`Scan::value`], written into `out` (a map's slot, say) rather than returned: a returned
+    /// `Value` goes through the stack and is copied again.
+    pub fn value_into(&mut self, depth: usize, out: &mut Value) -> Option<()> {
+        *out = match self.peek()? {
+            b'[' if depth < MAX_DEPTH => Value::Array(self.array(|s| s.value(depth + 1))?),
             b'{' if depth < MAX_DEPTH => {
                 let mut map = Map::new();
                 self.object(|s, key| {
-                    if map.contains_key(key) {
+                    // One lookup for both the repeat check and the insert.
+                    let serde_json::map::Entry::Vacant(slot) = map.entry(key) else {
                         return None;
-                    }
-                    let v = s.value(depth + 1)?;
-                    map.insert(key.to_owned(), v);
-                    Some(())
+                    };
+                    s.value_into(depth + 1, slot.insert(Value::Null))
                 })?;
-                Some(Value::Object(map))
+                Value::Object(map)
             }
-            _ => Some(match self.scalar()? {
+            _ => match self.scalar()? {
                 Scalar::Str(s) => Value::String(s.to_owned()),
                 Scalar::Int(n) => Value::from(n),
                 Scalar::Bool(b) => Value::Bool(b),
                 Scalar::Null => Value::Null,
-            }),
-        }
+            },
+        };
+        Some(())
     }
 }
 
