@@ -110,11 +110,27 @@ impl<'a> Scan<'a> {
     #[inline]
     fn integer(&mut self) -> Option<i64> {
         let start = self.pos;
-        let mut n: i64 = 0;
+        let mut n: u64 = 0;
+        // Eight digits at a time while there are eight: `exp`, `iat` and `nbf` have ten, and the
+        // digit-by-digit loop alone was the largest line of the payload parse (`perf`).
+        while let Some(chunk) = self.text.as_bytes().get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let word = u64::from_le_bytes(word);
+            if !eight_digits(word) {
+                break;
+            }
+            n = n
+                .checked_mul(100_000_000)?
+                .checked_add(eight_digits_value(word))?;
+            self.pos += 8;
+        }
         while let Some(d @ b'0'..=b'9') = self.peek() {
-            n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
             self.pos += 1;
         }
+        // Beyond `i64` is for serde_json, as an overflow in the loops above is.
+        let n = i64::try_from(n).ok()?;
         // A leading zero is not JSON; a fraction or exponent makes a float; both for serde_json.
         // A byte that cannot follow a number is caught by the caller, which expects `,` `]` `}`.
         let leading_zero = self.pos - start > 1 && self.text.as_bytes().get(start) == Some(&b'0');
@@ -225,6 +241,31 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// Whether all eight bytes of `word` are ASCII digits.
+#[inline]
+fn eight_digits(word: u64) -> bool {
+    const NIBBLES: u64 = u64::from_ne_bytes([0xf0; 8]);
+    // Digits become 0..=9 with a clear high nibble; adding 6 then sets that nibble exactly for
+    // 10..=15. No byte carries into the next: each is at most 15 + 6.
+    let x = word ^ u64::from_ne_bytes([b'0'; 8]);
+    x & NIBBLES == 0 && x.wrapping_add(u64::from_ne_bytes([6; 8])) & NIBBLES == 0
+}
+
+/// The value of eight ASCII digits, the first in the lowest byte of `word` (little-endian), in
+/// three multiplications rather than eight: pairs, then fours, then the eight.
+#[inline]
+fn eight_digits_value(word: u64) -> u64 {
+    const PAIR_LOW: u64 = 0x0000_00ff_0000_00ff;
+    // 100 and 1_000_000 << 32, then 1 and 10_000 << 32: each lane's weight, summed into the top.
+    const FOURS_HIGH: u64 = 100 + (1_000_000 << 32);
+    const FOURS_LOW: u64 = 1 + (10_000 << 32);
+    let digits = word.wrapping_sub(u64::from_ne_bytes([b'0'; 8]));
+    let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8);
+    ((pairs & PAIR_LOW).wrapping_mul(FOURS_HIGH))
+        .wrapping_add(((pairs >> 16) & PAIR_LOW).wrapping_mul(FOURS_LOW))
+        >> 32
+}
+
 /// The index of the first `"`, `\\` or control character in `bytes`.
 #[inline]
 pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
@@ -279,6 +320,72 @@ mod tests {
         ] {
             let strict = mcp_guard_core::parse_strict(text.as_bytes()).ok();
             assert_eq!(value(text), strict, "{text}");
+        }
+    }
+
+    #[test]
+    fn integers_read_as_serde_json_reads_them() {
+        // Every length around the eight-digit steps, with digits that exercise every lane, each
+        // followed by every kind of byte that can end (or spoil) a number.
+        let digits = "98765432109876543210123456789";
+        for len in 1..=digits.len() {
+            for first in ['0', '1', '9'] {
+                let number = format!("{first}{}", &digits[..len - 1]);
+                for end in ["", ",", "]", "}", " ", ".5", "e3", "E3", "x"] {
+                    let text = format!("{number}{end}");
+                    let mut s = Scan::new(&text);
+                    let ours = s.integer();
+                    let serde = serde_json::from_str::<Value>(&number)
+                        .ok()
+                        .and_then(|v| v.as_i64());
+                    match ours {
+                        // What the scanner reads, it reads as serde_json does, up to its end.
+                        Some(n) => {
+                            assert_eq!(Some(n), serde, "{text}");
+                            assert_eq!(s.pos, number.len(), "{text}");
+                            assert!(!matches!(end, ".5" | "e3" | "E3"), "{text}");
+                        }
+                        // It gives up on a float, a leading zero and anything beyond `i64`.
+                        None => assert!(
+                            serde.is_none()
+                                || (number.len() > 1 && number.starts_with('0'))
+                                || matches!(end, ".5" | "e3" | "E3"),
+                            "{text}"
+                        ),
+                    }
+                }
+            }
+        }
+        assert_eq!(Scan::new("9223372036854775807").integer(), Some(i64::MAX));
+        assert_eq!(Scan::new("9223372036854775808").integer(), None);
+        assert_eq!(Scan::new("18446744073709551616").integer(), None);
+        assert_eq!(Scan::new("1795665360").integer(), Some(1_795_665_360));
+    }
+
+    #[test]
+    fn eight_digits_are_recognised_exactly() {
+        let word = |b: &[u8; 8]| u64::from_le_bytes(*b);
+        assert!(eight_digits(word(b"01234567")));
+        assert_eq!(eight_digits_value(word(b"01234567")), 1_234_567);
+        assert_eq!(eight_digits_value(word(b"99999999")), 99_999_999);
+        assert_eq!(eight_digits_value(word(b"00000000")), 0);
+        // Every byte that is not a digit, at every position.
+        for byte in (0..=255u8).filter(|b| !b.is_ascii_digit()) {
+            for at in 0..8 {
+                let mut b = *b"12345678";
+                b[at] = byte;
+                assert!(!eight_digits(word(&b)), "{byte} at {at}");
+            }
+        }
+        // Every digit at every position.
+        for d in b'0'..=b'9' {
+            for at in 0..8 {
+                let mut b = *b"00000000";
+                b[at] = d;
+                assert!(eight_digits(word(&b)));
+                let want = u64::from(d - b'0') * 10u64.pow(7 - at as u32);
+                assert_eq!(eight_digits_value(word(&b)), want, "{d} at {at}");
+            }
         }
     }
 
