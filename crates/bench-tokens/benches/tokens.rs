@@ -7,10 +7,13 @@
 //! - `verify/ours/<alg>` times `Verifier::verify` on that token: size and shape checks, base64 and
 //!   strict JSON parsing of header and payload, header checks, issuer and key lookup, the signature,
 //!   the claims, and the mapping to a principal.
-//! - `verify/raw/<alg>` times only the aws-lc-rs check of the same signature over the same signing
-//!   input (`header.payload`). The signing input and the decoded signature are computed once,
-//!   before timing; the HMAC key is built once; public keys are passed as bytes to
-//!   `UnparsedPublicKey`, as `jsonwebtoken` does.
+//! - `verify/raw/<alg>` times only the check of the same signature over the same signing input
+//!   (`header.payload`) with the primitive our path uses: RustCrypto's `hmac` for HS256, aws-lc-rs
+//!   for the others. The signing input and the decoded signature are computed once, before timing;
+//!   the HMAC key is built once; public keys are passed as bytes to `UnparsedPublicKey`, as
+//!   `jsonwebtoken` does.
+//! - `verify/raw_aws_lc/HS256` times aws-lc-rs's HMAC of the same bytes, which our path used until
+//!   token run 22, for reference.
 //! - `verify/cache_hit/EdDSA` times `TokenAuthenticator::authenticate` on an EdDSA token that is
 //!   already cached: a SHA-256 of the token and a cache lookup.
 //!
@@ -38,7 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::hmac;
+use aws_lc_rs::hmac as aws_hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{
@@ -48,6 +51,7 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use criterion::{Criterion, criterion_group};
+use hmac::{KeyInit, Mac};
 use mcp_guard_auth::store::MemoryStore;
 use mcp_guard_auth::token::{
     AccessClaims, Algorithm, IssuerPolicy, KeySet, SigningKey, TokenAuthenticator, TokenIssuer,
@@ -60,15 +64,22 @@ const HS256_SECRET: [u8; 32] = [7u8; 32];
 
 /// The raw check a token's signature gets, with its key already in hand.
 enum Raw {
+    /// RustCrypto's HMAC, with its inner and outer states computed once, as in our path.
+    Hmac(Box<hmac::Hmac<sha2::Sha256>>),
     /// Boxed: an aws-lc-rs HMAC key holds its precomputed state inline (over 1 KiB).
-    Hmac(Box<hmac::Key>),
+    AwsLcHmac(Box<aws_hmac::Key>),
     Public(&'static dyn VerificationAlgorithm, Vec<u8>),
 }
 
 impl Raw {
     fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
         match self {
-            Raw::Hmac(key) => hmac::verify(key, msg, sig).is_ok(),
+            Raw::Hmac(key) => {
+                let mut mac = (**key).clone();
+                mac.update(msg);
+                mac.verify_slice(sig).is_ok()
+            }
+            Raw::AwsLcHmac(key) => aws_hmac::verify(key, msg, sig).is_ok(),
             Raw::Public(alg, public) => UnparsedPublicKey::new(*alg, public)
                 .verify(msg, sig)
                 .is_ok(),
@@ -157,7 +168,9 @@ fn cases(now: i64) -> Vec<Case> {
     let rng = SystemRandom::new();
 
     let hs256 = SigningKey::hs256("hs256", &HS256_SECRET).expect("HS256 key");
-    let hs256_raw = Raw::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &HS256_SECRET)));
+    let hs256_raw = Raw::Hmac(Box::new(
+        hmac::Hmac::new_from_slice(&HS256_SECRET).expect("HMAC takes any key length"),
+    ));
 
     let es256_der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
         .expect("P-256 key")
@@ -234,6 +247,16 @@ fn verify(c: &mut Criterion) {
         );
     }
 
+    let hs256 = cases
+        .iter()
+        .find(|c| c.name == "HS256")
+        .expect("an HS256 case");
+    let aws_lc_hs256 = Raw::AwsLcHmac(Box::new(aws_hmac::Key::new(
+        aws_hmac::HMAC_SHA256,
+        &HS256_SECRET,
+    )));
+    assert!(aws_lc_hs256.verify(&hs256.msg, &hs256.sig));
+
     let eddsa = cases
         .iter()
         .find(|c| c.name == "EdDSA")
@@ -257,6 +280,9 @@ fn verify(c: &mut Criterion) {
             b.iter(|| case.raw.verify(black_box(&case.msg), black_box(&case.sig)));
         });
     }
+    g.bench_function("raw_aws_lc/HS256", |b| {
+        b.iter(|| aws_lc_hs256.verify(black_box(&hs256.msg), black_box(&hs256.sig)));
+    });
     g.bench_function("cache_hit/EdDSA", |b| {
         b.iter(|| authn.authenticate(black_box(&eddsa.token), black_box(now)));
     });

@@ -72,19 +72,61 @@ pub struct VerifyKey {
     kid: Option<String>,
     alg: Algorithm,
     key: DecodingKey,
-    /// The key prepared once for aws-lc-rs, so a verification neither rebuilds an HMAC key nor
-    /// re-parses a public key. `None` only for key forms it cannot take (RSA from `n`/`e`).
+    /// The key prepared once (HMAC states, or an aws-lc-rs public key), so a verification neither
+    /// rebuilds an HMAC key nor re-parses a public key. `None` only for key forms it cannot take (RSA from `n`/`e`).
     prepared: Option<Prepared>,
 }
 
 #[derive(Clone)]
 enum Prepared {
-    Hmac(Box<aws_lc_rs::hmac::Key>),
+    Hmac(Box<HmacKey>),
     Public(aws_lc_rs::signature::ParsedPublicKey),
 }
 
+/// An HMAC key with its inner and outer hash states computed once.
+///
+/// RustCrypto's `hmac` rather than aws-lc-rs: checking a token's tag then starts from a copy of
+/// two small hash states, where aws-lc-rs copies and re-initialises a whole `HMAC_CTX`. That
+/// bookkeeping was a third of the raw HS256 check, about 120 ns (docs/PERFORMANCE.md, run 22); the
+/// SHA-256 rounds themselves run on the CPU's SHA extensions either way.
+#[derive(Clone)]
+enum HmacKey {
+    Sha256(hmac::Hmac<sha2::Sha256>),
+    Sha384(hmac::Hmac<sha2::Sha384>),
+    Sha512(hmac::Hmac<sha2::Sha512>),
+}
+
+impl HmacKey {
+    fn new(alg: Algorithm, secret: &[u8]) -> Option<Self> {
+        use hmac::KeyInit;
+        // HMAC takes a key of any length; the length rule (`MIN_HMAC_SECRET`) is the config's.
+        Some(match alg {
+            Algorithm::HS256 => HmacKey::Sha256(hmac::Hmac::new_from_slice(secret).ok()?),
+            Algorithm::HS384 => HmacKey::Sha384(hmac::Hmac::new_from_slice(secret).ok()?),
+            Algorithm::HS512 => HmacKey::Sha512(hmac::Hmac::new_from_slice(secret).ok()?),
+            _ => return None,
+        })
+    }
+
+    /// Whether `tag` is the full HMAC of `message`, compared in constant time; a truncated tag
+    /// is refused.
+    fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        use hmac::Mac;
+        fn check<M: Mac + Clone>(key: &M, message: &[u8], tag: &[u8]) -> bool {
+            let mut mac = key.clone();
+            mac.update(message);
+            mac.verify_slice(tag).is_ok()
+        }
+        match self {
+            HmacKey::Sha256(key) => check(key, message, tag),
+            HmacKey::Sha384(key) => check(key, message, tag),
+            HmacKey::Sha512(key) => check(key, message, tag),
+        }
+    }
+}
+
 fn prepare(alg: Algorithm, key: &DecodingKey) -> Option<Prepared> {
-    use aws_lc_rs::{hmac, signature as sig};
+    use aws_lc_rs::signature as sig;
     let bytes = key.try_get_as_bytes().ok()?;
     let public = |v: &'static dyn sig::VerificationAlgorithm| {
         sig::ParsedPublicKey::new(v, bytes)
@@ -92,18 +134,9 @@ fn prepare(alg: Algorithm, key: &DecodingKey) -> Option<Prepared> {
             .map(Prepared::Public)
     };
     match alg {
-        Algorithm::HS256 => Some(Prepared::Hmac(Box::new(hmac::Key::new(
-            hmac::HMAC_SHA256,
-            bytes,
-        )))),
-        Algorithm::HS384 => Some(Prepared::Hmac(Box::new(hmac::Key::new(
-            hmac::HMAC_SHA384,
-            bytes,
-        )))),
-        Algorithm::HS512 => Some(Prepared::Hmac(Box::new(hmac::Key::new(
-            hmac::HMAC_SHA512,
-            bytes,
-        )))),
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            HmacKey::new(alg, bytes).map(|key| Prepared::Hmac(Box::new(key)))
+        }
         Algorithm::ES256 => public(&sig::ECDSA_P256_SHA256_FIXED),
         Algorithm::ES384 => public(&sig::ECDSA_P384_SHA384_FIXED),
         Algorithm::EdDSA => public(&sig::ED25519),
@@ -230,7 +263,7 @@ impl VerifyKey {
             return false;
         };
         match prepared {
-            Prepared::Hmac(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
+            Prepared::Hmac(key) => key.verify(message, signature),
             Prepared::Public(key) => key.verify_sig(message, signature).is_ok(),
         }
     }
@@ -582,6 +615,41 @@ mod tests {
             );
             assert!(!v.verify_signature(msg, "%%%"), "{:?}", v.alg());
         }
+    }
+
+    #[test]
+    fn hmac_checks_agree_with_aws_lc_and_refuse_altered_tags() {
+        use aws_lc_rs::hmac;
+        let secret: Vec<u8> = (0u8..80).collect();
+        let algs = [
+            (Algorithm::HS256, hmac::HMAC_SHA256),
+            (Algorithm::HS384, hmac::HMAC_SHA384),
+            (Algorithm::HS512, hmac::HMAC_SHA512),
+        ];
+        // Every length across two blocks of SHA-512 (128 bytes each), so each padding case of
+        // both block sizes is met; and a secret longer than SHA-256's block, which HMAC hashes.
+        let message: Vec<u8> = (0..300u32).map(|i| (i * 7 % 251) as u8).collect();
+        for (alg, reference) in algs {
+            let ours = HmacKey::new(alg, &secret).unwrap();
+            let theirs = hmac::Key::new(reference, &secret);
+            for len in 0..=message.len() {
+                let m = &message[..len];
+                let tag = hmac::sign(&theirs, m);
+                let tag = tag.as_ref();
+                assert!(ours.verify(m, tag), "{alg:?}, {len} bytes");
+                assert!(!ours.verify(m, &tag[..tag.len() - 1]), "truncated, {alg:?}");
+                assert!(!ours.verify(m, &[tag, &[0]].concat()), "extended, {alg:?}");
+                let mut flipped = tag.to_vec();
+                flipped[len % tag.len()] ^= 1 << (len % 8);
+                assert!(!ours.verify(m, &flipped), "flipped, {alg:?}, {len} bytes");
+                assert!(!ours.verify(m, &[]), "empty tag, {alg:?}");
+            }
+        }
+        // A tag of one size is never taken by a key of another, even over the same secret.
+        let hs256 = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &secret), b"m");
+        let hs512 = HmacKey::new(Algorithm::HS512, &secret).unwrap();
+        assert!(!hs512.verify(b"m", hs256.as_ref()));
+        assert!(HmacKey::new(Algorithm::ES256, &secret).is_none());
     }
 
     #[test]
