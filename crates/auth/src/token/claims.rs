@@ -94,7 +94,7 @@ const PERMISSIONS: u16 = 10;
 
 /// The bit of a registered claim (its index in [`REGISTERED`]); `None` for any other name.
 #[inline]
-fn registered(name: &str) -> Option<u16> {
+pub(super) fn registered(name: &str) -> Option<u16> {
     // One string match per key, rather than a search of `REGISTERED` and then a match.
     Some(match name {
         "iss" => 0,
