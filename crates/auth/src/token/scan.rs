@@ -107,8 +107,9 @@ impl<'a> Scan<'a> {
         (self.text.as_bytes().get(self.pos..end)? == word.as_bytes()).then(|| self.pos = end)
     }
 
+    /// A non-negative integer that fits `i64` (see [`Scalar::Int`]).
     #[inline]
-    fn integer(&mut self) -> Option<i64> {
+    pub fn integer(&mut self) -> Option<i64> {
         let start = self.pos;
         let mut n: u64 = 0;
         // Eight digits at a time while there are eight: `exp`, `iat` and `nbf` have ten, and the
