@@ -73,7 +73,8 @@ pub struct VerifyKey {
     alg: Algorithm,
     key: DecodingKey,
     /// The key prepared once (HMAC states, or an aws-lc-rs public key), so a verification neither
-    /// rebuilds an HMAC key nor re-parses a public key. `None` only for key forms it cannot take (RSA from `n`/`e`).
+    /// rebuilds an HMAC key nor re-parses a public key. `None` only for key forms it cannot take
+    /// (RSA from `n`/`e`).
     prepared: Option<Prepared>,
 }
 
