@@ -4,9 +4,9 @@
 //! Run with `cargo bench -p mcp-guard-bench-tokens`. For each algorithm one access token is
 //! issued by `TokenIssuer` with a fresh key, and a `Verifier` is built for its issuer. Then:
 //!
-//! - `verify/ours/<alg>` times `Verifier::verify` on that token: size and shape checks, base64 and
-//!   strict JSON parsing of header and payload, header checks, issuer and key lookup, the signature,
-//!   the claims, and the mapping to a principal.
+//! - `verify/ours/<alg>` times `Verifier::verify` on that token: size and shape checks, base64
+//!   and strict JSON parsing of header and payload, header checks, issuer and key lookup, the
+//!   signature, the claims, and the mapping to a principal.
 //! - `verify/raw/<alg>` times only the check of the same signature over the same signing input
 //!   (`header.payload`) with the primitive our path uses: RustCrypto's `hmac` for HS256, aws-lc-rs
 //!   for the others. The signing input and the decoded signature are computed once, before timing;

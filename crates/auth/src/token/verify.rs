@@ -191,10 +191,11 @@ const HEADER_MEMO_MAX_TEXT: usize = 256;
 
 /// Headers already read, by their exact base64url text, so that the next token with the same
 /// header skips decoding and parsing it (1,100 of the 8,050 instructions an HS256 verification
-/// takes besides the HMAC, under callgrind; docs/PERFORMANCE.md, token run 19). What is remembered is what [`plain_header`] read from those bytes,
-/// so the checks that follow see the same `alg`, `kid` and `typ` either way. Only the header of a
-/// token whose signature held is remembered, so tokens nobody signed cannot fill the slots; once
-/// they are full, further headers are read every time, as before.
+/// takes besides the HMAC, under callgrind; docs/PERFORMANCE.md, token run 19). What is
+/// remembered is what [`plain_header`] read from those bytes, so the checks that follow see the
+/// same `alg`, `kid` and `typ` either way. Only the header of a token whose signature held is
+/// remembered, so tokens nobody signed cannot fill the slots; once they are full, further headers
+/// are read every time, as before.
 #[derive(Debug, Default)]
 struct HeaderMemo {
     slots: [OnceLock<KnownHeader>; HEADER_MEMO_SLOTS],
