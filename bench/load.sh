@@ -7,7 +7,8 @@
 # in front of the demo server over HTTP (`gateway`), and in front of the demo server as its own
 # stdio child processes (`gateway-stdio`, the default configuration's upstream, `mcp-guard demo
 # stdio`). When nginx is installed, also through nginx as a plain reverse proxy, a reference for
-# what any proxy costs here. See docs/PERFORMANCE.md, "Gateway load benchmark".
+# what any proxy costs here, and to nginx answering the echo itself (`nginx-static`), the cost of
+# one HTTP exchange with no upstream. See docs/PERFORMANCE.md, "Gateway load benchmark".
 #
 # Usage:
 #   bench/load.sh [--duration SECONDS] [--bin PATH]   latency (1 connection) and throughput
@@ -411,6 +412,7 @@ if [ "$NGINX_WANTED" = 0 ] || [ "$QUICK" = 1 ] || [ -n "$SOAK_MIN" ] || [ "$INST
 elif command -v nginx >/dev/null; then
   NGINX_PORT=$(free_port)
   NGINX_URL="http://127.0.0.1:$NGINX_PORT/mcp"
+  NGINX_STATIC_URL="http://127.0.0.1:$NGINX_PORT/static"
   mkdir -p "$DIR/nginx"
   cat >"$DIR/nginx/nginx.conf" <<EOF
 worker_processes 1;
@@ -435,6 +437,12 @@ http {
       # The demo server checks Host against its own address (DNS rebinding protection).
       proxy_set_header Host \$http_host;
       proxy_buffering off;
+    }
+    # The floor: nginx answering the echo itself, one HTTP exchange and no upstream. Any proxy
+    # pays this on the client side and again on an HTTP upstream side.
+    location = /static {
+      default_type text/event-stream;
+      return 200 'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello"}]}}\n\n';
     }
   }
 }
@@ -496,6 +504,7 @@ expect "direct echo" 200 '"text":"hello"' "$(call "$DIRECT_URL" echo "$BODY_ECHO
 expect "passthrough echo" 200 '"text":"hello"' "$(call "$PASS_URL" echo "$BODY_ECHO")"
 if [ -n "$NGINX_WORKER" ]; then
   expect "nginx echo" 200 '"text":"hello"' "$(call "$NGINX_URL" echo "$BODY_ECHO")"
+  expect "nginx static echo" 200 '"text":"hello"' "$(call "$NGINX_STATIC_URL" echo "$BODY_ECHO")"
 fi
 expect "gateway echo with alice's token" 200 '"text":"hello"' "$(call "$GATEWAY_URL" echo "$BODY_ECHO" "$TOKEN")"
 expect "gateway echo without a token" 401 '' "$(call "$GATEWAY_URL" echo "$BODY_ECHO")"
@@ -644,9 +653,9 @@ if [ "$INSTRUCTIONS" = 1 ]; then
 elif [ -z "$SOAK_MIN" ]; then
   echo "load.sh: $DURATION s per run, $ROUNDS round(s); $PLACEMENT" >&2
   RUNS=(direct-c1 passthrough-c1 gateway-c1 gateway-stdio-c1)
-  [ -n "$NGINX_WORKER" ] && RUNS+=(nginx-c1)
+  [ -n "$NGINX_WORKER" ] && RUNS+=(nginx-c1 nginx-static-c1)
   RUNS+=(direct-c16 passthrough-c16 gateway-c16 gateway-stdio-c16)
-  [ -n "$NGINX_WORKER" ] && RUNS+=(nginx-c16)
+  [ -n "$NGINX_WORKER" ] && RUNS+=(nginx-c16 nginx-static-c16)
   for round in $(seq 1 "$ROUNDS"); do
     for name in "${RUNS[@]}"; do
       case "$name" in
@@ -660,6 +669,8 @@ elif [ -z "$SOAK_MIN" ]; then
         gateway-c16) measure "$name-r$round" "$GATEWAY_URL" "$TOKEN" 2 16 ;;
         gateway-stdio-c16) measure "$name-r$round" "$STDIO_URL" "$STDIO_TOKEN" 2 16 "$GWS_PID" "$GWS_PID" ;;
         nginx-c16) measure "$name-r$round" "$NGINX_URL" "" 2 16 "$NGINX_WORKER" ;;
+        nginx-static-c1) measure "$name-r$round" "$NGINX_STATIC_URL" "" 1 1 "$NGINX_WORKER" ;;
+        nginx-static-c16) measure "$name-r$round" "$NGINX_STATIC_URL" "" 2 16 "$NGINX_WORKER" ;;
       esac
     done
   done
@@ -702,8 +713,10 @@ elif [ -z "$SOAK_MIN" ]; then
   for name in "${RUNS[@]}"; do
     conns=${name##*-c}
     gwcpu="${R[$name.gwcpu]}"
+    upcpu="${R[$name.upcpu]}"
     [[ "$name" == direct-* ]] && gwcpu="(none) -"
-    echo "| ${name%-c*} | $conns | ${R[$name.requests]} | ${R[$name.rps]} | ${R[$name.p50]} | ${R[$name.p90]} | ${R[$name.p99]} | $gwcpu | ${R[$name.upcpu]} |"
+    [[ "$name" == nginx-static-* ]] && upcpu="(none) -"
+    echo "| ${name%-c*} | $conns | ${R[$name.requests]} | ${R[$name.rps]} | ${R[$name.p50]} | ${R[$name.p90]} | ${R[$name.p99]} | $gwcpu | $upcpu |"
   done
   echo
   echo "| Measure | Value | Target | |"
@@ -726,6 +739,7 @@ elif [ -z "$SOAK_MIN" ]; then
     echo "| nginx (no auth) CPU per tools/call, 1 / 16 connections | ${R[nginx-c1.gwcpu]} / ${R[nginx-c16.gwcpu]} µs | (reference) | |"
     echo "| nginx added latency, p50 at 1 connection | $((${R[nginx-c1.p50]} - ${R[direct-c1.p50]})) µs | (reference) | |"
     echo "| Throughput, nginx / direct at 16 connections | $(awk -v g="${R[nginx-c16.rps]}" -v d="${R[direct-c16.rps]}" 'BEGIN { printf "%.2f", g / d }')x | (reference) | |"
+    echo "| nginx answering by itself (one HTTP exchange, no upstream), CPU per request, 1 / 16 connections | ${R[nginx-static-c1.gwcpu]} / ${R[nginx-static-c16.gwcpu]} µs | (floor) | |"
   fi
   echo "| Gateway WARN/ERROR log lines during measured runs | $((${R[gateway-c1.logs]} + ${R[gateway-c16.logs]} + ${R[gateway-stdio-c1.logs]} + ${R[gateway-stdio-c16.logs]})) | 0 | |"
   echo
