@@ -54,9 +54,27 @@ fn harness_with_children(n: usize) -> Harness {
 }
 
 fn harness_upstream(sections: &str, upstream: &str) -> Harness {
+    harness_behind(sections, upstream, None)
+}
+
+/// Like [`harness`], in front of `script` (POSIX shell, one MCP message per line on stdin and
+/// stdout) instead of the demo server.
+fn harness_script(script: &str) -> Harness {
+    harness_behind("", "", Some(script))
+}
+
+fn harness_behind(sections: &str, upstream: &str, script: Option<&str>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("upstream.log");
     let exe = env!("CARGO_BIN_EXE_mcp-guard");
+    let server = match script {
+        None => format!("'{exe}' demo stdio"),
+        Some(text) => {
+            let path = dir.path().join("upstream.sh");
+            std::fs::write(&path, text).unwrap();
+            format!("sh '{}'", path.display())
+        }
+    };
     let text = format!(
         r#"
 [authorization]
@@ -79,7 +97,7 @@ path = ":memory:"
 
 [upstream]
 command = "sh"
-args = ["-c", "tee -a '{log}' | '{exe}' demo stdio"]
+args = ["-c", "tee -a '{log}' | {server}"]
 {upstream}
 
 {sections}
@@ -121,6 +139,17 @@ fn post_request(token: &str, session: Option<&str>, accept: &str, body: &str) ->
         b = b.header("mcp-session-id", s);
     }
     b.body(Body::from(body.to_owned())).unwrap()
+}
+
+/// A GET of the MCP endpoint: `session`'s standalone stream.
+fn get_request(token: &str, session: &str) -> Request<Body> {
+    Request::get("/mcp")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::ACCEPT, "text/event-stream")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header("mcp-session-id", session)
+        .body(Body::empty())
+        .unwrap()
 }
 
 /// The response, its body not yet read.
@@ -435,19 +464,80 @@ async fn a_request_in_flight_when_the_child_dies_gets_31502() {
     h.echo_works(&alice, &sid, 9).await;
 }
 
+/// An upstream that answers each `tools/call` and writes a log message right after the answer,
+/// as an HTTP upstream's standalone stream can deliver one just after the answer stream.
+const LOGS_AFTER_ANSWERING: &str = r#"
+while IFS= read -r line; do
+  id=$(printf '%s\n' "$line" | sed -n -e 's/^.*"id":\("[^"]*"\).*$/\1/p' -e t -e 's/^.*"id":\([0-9][0-9]*\).*$/\1/p')
+  case "$line" in
+    *'"method":"initialize"'*)
+      printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{},"logging":{}},"serverInfo":{"name":"late","version":"1"}}}\n' "$id" ;;
+    *'"method":"tools/list"'*)
+      printf '{"jsonrpc":"2.0","id":%s,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}}]}}\n' "$id" ;;
+    *'"method":"tools/call"'*)
+      printf '{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"done"}]}}\n{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"after %s"}}\n' "$id" "$id" ;;
+  esac
+done
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_written_right_after_an_answer_still_reaches_the_client() {
+    let h = harness_script(LOGS_AFTER_ANSWERING);
+    let alice = h.token("alice");
+    let sid = h.open(&alice).await;
+    let ids: Vec<u32> = (10..40).collect();
+    let mut seen: Vec<String> = Vec::new();
+    for &id in &ids {
+        let r = h
+            .post(&alice, Some(&sid), &call(id, "echo", &json!({})))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        // JSON when the answer came alone; SSE, the message before the answer, when the message
+        // was routed to the call.
+        let messages = if r.body.starts_with('{') {
+            vec![r.json()]
+        } else {
+            sse_messages(&r.body)
+        };
+        let answer = messages.last().unwrap();
+        assert_eq!(answer["id"], id, "{}", r.body);
+        assert_eq!(answer["result"]["content"][0]["text"], "done", "{}", r.body);
+        for m in &messages[..messages.len() - 1] {
+            seen.push(m["params"]["data"].as_str().unwrap().to_owned());
+        }
+    }
+    // The others wait for the standalone stream, which carries them first once opened.
+    let get = get_request(&alice, &sid);
+    let response = respond(h.gw.router(), get).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut streamed = String::new();
+    while seen.len() < ids.len() {
+        let chunk = next_chunk(&mut body, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("the stream ended; seen so far: {seen:?}"));
+        streamed.push_str(&chunk);
+        // Whole events only: a chunk may end inside one.
+        while let Some(end) = streamed.find("\n\n") {
+            let event: String = streamed.drain(..end + 2).collect();
+            for m in sse_messages(&event) {
+                seen.push(m["params"]["data"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    seen.sort();
+    let mut wanted: Vec<String> = ids.iter().map(|id| format!("after {id}")).collect();
+    wanted.sort();
+    assert_eq!(seen, wanted, "each message exactly once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_get_stream_ends_when_its_token_expires() {
     let h = harness("");
     // The verifier's leeway still accepts it after `exp`; the stream must not outlive it.
     let short = token_for(&h.gw, "alice", Some(Duration::from_secs(2)));
     let sid = h.open(&short).await;
-    let get = Request::get("/mcp")
-        .header(header::HOST, "127.0.0.1:8080")
-        .header(header::ACCEPT, "text/event-stream")
-        .header(header::AUTHORIZATION, format!("Bearer {short}"))
-        .header("mcp-session-id", sid.clone())
-        .body(Body::empty())
-        .unwrap();
+    let get = get_request(&short, &sid);
     let started = Instant::now();
     let response = respond(h.gw.router(), get).await;
     assert_eq!(response.status(), StatusCode::OK);

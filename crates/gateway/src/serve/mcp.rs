@@ -542,13 +542,31 @@ async fn request(
     }
     match first {
         First::Reply(Some(line)) => {
+            let mut unread = match flight.pending.as_mut() {
+                Some(p) => session.finish(p),
+                None => Vec::new(),
+            };
             let line = finish_reply(gw, &x, &session, &message, &bytes, line);
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                line,
-            )
-                .into_response()
+            if !x.wants_sse {
+                // A client that takes only JSON here gets them on its standalone stream.
+                for m in unread.drain(..) {
+                    session.to_standalone(m);
+                }
+            }
+            if unread.is_empty() {
+                return (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    line,
+                )
+                    .into_response();
+            }
+            // Messages routed to this request just as its answer came: streamed before it.
+            let (tx, rx) = mpsc::channel::<Bytes>(unread.len() + 1);
+            for m in unread.iter().chain(std::iter::once(&line)) {
+                let _ = tx.try_send(sse_frame(m));
+            }
+            sse_response(rx)
         }
         First::Reply(None) => upstream_failed(Some(&id), StatusCode::BAD_GATEWAY),
         First::Timeout => {
@@ -591,7 +609,11 @@ async fn request(
                         }
                     }
                 };
-                session.end(&p);
+                for event in session.finish(&mut p) {
+                    if tx.send(sse_frame(&event)).await.is_err() {
+                        return;
+                    }
+                }
                 let _ = tx.send(sse_frame(&last)).await;
             });
             sse_response(rx)

@@ -49,6 +49,26 @@ struct Routes {
     capacity: usize,
 }
 
+impl Routes {
+    /// Hands a message to the standalone stream, else queues it for the next one; gives it back
+    /// when the queue is full.
+    fn standalone(&mut self, mut message: Bytes) -> Result<(), Bytes> {
+        if let Some(get) = &self.get {
+            match get.try_send(message) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => {
+                    message = b;
+                }
+            }
+        }
+        if self.queue.len() < self.capacity {
+            self.queue.push_back(message);
+            return Ok(());
+        }
+        Err(message)
+    }
+}
+
 struct Waiter {
     key: u64,
     progress: Option<Value>,
@@ -187,6 +207,35 @@ impl Session {
         lock(&self.routes).waiters.retain(|w| w.key != pending.key);
     }
 
+    /// Ends a request's claim on server messages once its answer is in, and gives back those
+    /// routed to it that it has not read.
+    ///
+    /// An HTTP upstream may send a message during a request on its standalone stream and the
+    /// answer on the request's own: the message can then reach the gateway just after the
+    /// answer, while the request is still the newest, and be routed to it. Routing and this
+    /// happen under one lock, so nothing reaches the request after it, and nothing routed
+    /// before it is lost.
+    pub fn finish(&self, pending: &mut Pending) -> Vec<Bytes> {
+        self.end(pending);
+        let mut unread = Vec::new();
+        while let Ok(message) = pending.events.try_recv() {
+            unread.push(message);
+        }
+        unread
+    }
+
+    /// Hands a server message that no request stream will carry to the standalone stream, or
+    /// queues it for the next one.
+    pub fn to_standalone(&self, message: Bytes) {
+        let mut routes = lock(&self.routes);
+        if let Err(message) = routes.standalone(message) {
+            drop(routes);
+            let value: Value = serde_json::from_slice(&message).unwrap_or_default();
+            let method = value.get("method").and_then(Value::as_str).unwrap_or("");
+            self.dropped(method, value.get("id").and_then(RequestId::from_value));
+        }
+    }
+
     /// Opens the standalone (GET) stream: queued messages first. A newer stream replaces an
     /// older one, which then ends.
     pub fn open_stream(&self) -> mpsc::Receiver<Bytes> {
@@ -271,19 +320,16 @@ impl Session {
                 }
             }
         }
-        if let Some(get) = &routes.get {
-            match get.try_send(message) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => {
-                    message = b;
-                }
-            }
-        }
-        if routes.queue.len() < routes.capacity {
-            routes.queue.push_back(message);
+        if routes.standalone(message).is_ok() {
             return;
         }
         drop(routes);
+        self.dropped(method, request_id);
+    }
+
+    /// Counts and logs a server message dropped for a full queue; a request among them is
+    /// answered with an error, so the server does not wait for it.
+    fn dropped(&self, method: &str, request_id: Option<RequestId>) {
         self.overflowed.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(session = %short(&self.id), method, "server message dropped: the session's queue is full");
         if let Some(id) = request_id {
@@ -402,4 +448,66 @@ fn merge(catalog: &mut ToolCatalog, result: &Value) {
 /// The first characters of a session id, enough to correlate log lines.
 pub fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::upstream_http::{HttpConn, HttpUpstreamClient};
+    use super::*;
+    use crate::config::HttpUpstream;
+
+    /// A session and a link to an HTTP upstream that is never contacted: nothing here sends.
+    fn session(queue: usize) -> (Arc<Session>, Arc<Link>) {
+        let spec = HttpUpstream {
+            url: "http://127.0.0.1:9/mcp".into(),
+            bearer_token_env: None,
+        };
+        let client = Arc::new(HttpUpstreamClient::new(&spec).unwrap());
+        let connector = Arc::new(Connector::Http(client.clone()));
+        let session = Session::new("test-session".into(), connector, false, queue);
+        (session, HttpConn::open(client, Box::new(|_| {})))
+    }
+
+    fn log(text: &str) -> ServerMessage {
+        let value = json!({"jsonrpc": "2.0", "method": "notifications/message",
+            "params": {"level": "info", "data": text}});
+        ServerMessage {
+            raw: Bytes::from(value.to_string()),
+            value,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_routed_to_a_request_it_no_longer_reads_is_given_back() {
+        let (session, link) = session(8);
+        let mut pending = session.begin(&link, RequestId::Number(1), None).unwrap();
+        // The request's answer is in; a log message of the call arrives just after it (an
+        // HTTP upstream's standalone stream racing its answer stream) and is routed to it.
+        session.on_server_message(log("third"));
+        let unread = session.finish(&mut pending);
+        assert_eq!(unread, vec![log("third").raw]);
+
+        // Once finished, the request takes nothing more: the next message waits for the
+        // standalone stream instead, and is the first thing a new one carries.
+        session.on_server_message(log("after"));
+        assert!(pending.events.try_recv().is_err());
+        let mut stream = session.open_stream();
+        assert_eq!(stream.try_recv().unwrap(), log("after").raw);
+        assert!(stream.try_recv().is_err());
+        assert_eq!(session.overflowed.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn messages_handed_to_the_standalone_stream_are_queued_then_counted_when_full() {
+        let (session, _link) = session(1);
+        session.to_standalone(log("kept").raw);
+        session.to_standalone(log("no room").raw);
+        assert_eq!(session.overflowed.load(Ordering::Relaxed), 1);
+        let mut stream = session.open_stream();
+        assert_eq!(stream.try_recv().unwrap(), log("kept").raw);
+        assert!(stream.try_recv().is_err());
+        // With a stream open, a message goes straight to it.
+        session.to_standalone(log("live").raw);
+        assert_eq!(stream.try_recv().unwrap(), log("live").raw);
+    }
 }
