@@ -327,7 +327,7 @@ impl Session {
         self.dropped(method, request_id);
     }
 
-    /// Counts and logs a server message dropped for a full queue; a request among them is
+    /// Counts and logs a server message dropped for a full queue; a dropped server request is
     /// answered with an error, so the server does not wait for it.
     fn dropped(&self, method: &str, request_id: Option<RequestId>) {
         self.overflowed.fetch_add(1, Ordering::Relaxed);
