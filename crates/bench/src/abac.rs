@@ -378,7 +378,7 @@ impl AbacWorkload {
             .iter()
             .map(|(name, attrs)| {
                 let mut principal = Principal::new(None, name.clone(), AuthMethod::Cli);
-                principal.attributes = attrs.clone();
+                principal.attributes = attrs.clone().into();
                 authorizer.resolve(principal)
             })
             .collect();

@@ -38,7 +38,7 @@ pub use message::{
 };
 pub use operation::{CompletionRef, ListKind, Operation, Permission, TaskMethod};
 pub use pattern::{Pattern, PatternError};
-pub use principal::{AuthMethod, Principal};
+pub use principal::{Attributes, AuthMethod, Principal};
 
 /// Entry points for fuzz targets and corpus replay. Not part of the stable interface.
 #[doc(hidden)]

@@ -1,5 +1,9 @@
 //! Who is asking (DESIGN.md section 3).
 
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, OnceLock};
+
 use serde_json::{Map, Value};
 
 /// How a principal proved who it is.
@@ -58,7 +62,7 @@ pub struct Principal {
     /// OAuth scopes; they grant only through `scope_map`.
     pub scopes: Vec<String>,
     /// Other attributes (claims, certificate fields), readable by ABAC as `subject.<key>`.
-    pub attributes: Map<String, Value>,
+    pub attributes: Attributes,
     /// The tenant, when configured.
     pub tenant: Option<String>,
 }
@@ -78,7 +82,7 @@ impl Principal {
             roles: Vec::new(),
             permissions: Vec::new(),
             scopes: Vec::new(),
-            attributes: Map::new(),
+            attributes: Attributes::default(),
             tenant: None,
         }
     }
@@ -93,6 +97,159 @@ impl Principal {
         match &self.issuer {
             Some(iss) => format!("{iss}|{}", self.subject),
             None => self.subject.clone(),
+        }
+    }
+}
+
+/// A principal's own attributes, read and written as the `Map` they dereference to.
+///
+/// A verified token's attributes are its unregistered claims. Most decisions never read them, so
+/// they may stay the token's JSON text until first read ([`Attributes::deferred`]): then parsed
+/// once, for the principal and every clone of it, which share the result.
+#[derive(Clone, Default)]
+pub struct Attributes {
+    /// The map, unless `deferred` holds it.
+    built: Map<String, Value>,
+    deferred: Option<Arc<Deferred>>,
+}
+
+/// Attributes kept as the JSON object they came in.
+struct Deferred {
+    object: Arc<str>,
+    keep: fn(&str) -> bool,
+    map: OnceLock<Map<String, Value>>,
+}
+
+impl Deferred {
+    fn map(&self) -> &Map<String, Value> {
+        self.map.get_or_init(|| {
+            // The caller checked `object` with these rules (see `Attributes::deferred`); were it
+            // ever not one strict object, no attributes is the safe answer: none grants anything.
+            match crate::parse_strict(self.object.as_bytes()) {
+                Ok(Value::Object(mut members)) => {
+                    members.retain(|name, _| (self.keep)(name));
+                    members
+                }
+                _ => Map::new(),
+            }
+        })
+    }
+}
+
+impl Attributes {
+    /// The members of `object`, a JSON object text that [`crate::parse_strict`] accepts, whose
+    /// names `keep` accepts; parsed when first read.
+    pub fn deferred(object: Arc<str>, keep: fn(&str) -> bool) -> Self {
+        Attributes {
+            built: Map::new(),
+            deferred: Some(Arc::new(Deferred {
+                object,
+                keep,
+                map: OnceLock::new(),
+            })),
+        }
+    }
+
+    /// Whether these are deferred attributes that nothing has read yet.
+    pub fn is_unread(&self) -> bool {
+        self.deferred
+            .as_ref()
+            .is_some_and(|d| d.map.get().is_none())
+    }
+}
+
+impl From<Map<String, Value>> for Attributes {
+    fn from(built: Map<String, Value>) -> Self {
+        Attributes {
+            built,
+            deferred: None,
+        }
+    }
+}
+
+impl Deref for Attributes {
+    type Target = Map<String, Value>;
+
+    fn deref(&self) -> &Map<String, Value> {
+        match &self.deferred {
+            Some(d) => d.map(),
+            None => &self.built,
+        }
+    }
+}
+
+impl DerefMut for Attributes {
+    /// A map of this principal's own: deferred attributes are parsed (if no clone did yet) and
+    /// copied, so a change never shows through other clones.
+    fn deref_mut(&mut self) -> &mut Map<String, Value> {
+        if let Some(d) = self.deferred.take() {
+            self.built = d.map().clone();
+        }
+        &mut self.built
+    }
+}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn unregistered(name: &str) -> bool {
+        !matches!(name, "sub" | "exp")
+    }
+
+    fn deferred() -> Attributes {
+        Attributes::deferred(
+            r#"{"sub":"a","exp":1,"team":"blue","meta":{"x":[1,2]}}"#.into(),
+            unregistered,
+        )
+    }
+
+    #[test]
+    fn deferred_attributes_are_the_kept_members_parsed_on_first_read() {
+        let a = deferred();
+        assert!(a.is_unread());
+        let want = json!({"team": "blue", "meta": {"x": [1, 2]}});
+        assert_eq!(Value::Object((*a).clone()), want);
+        assert!(!a.is_unread());
+        assert_eq!(
+            a,
+            Attributes::from(want.as_object().cloned().unwrap_or_default())
+        );
+    }
+
+    #[test]
+    fn clones_share_one_parse_and_a_change_stays_in_its_own_copy() {
+        let a = deferred();
+        let mut b = a.clone();
+        assert_eq!(b.get("team"), Some(&json!("blue")));
+        // `b` read it: `a` shares the parsed map.
+        assert!(!a.is_unread());
+        b.insert("team".into(), json!("red"));
+        b.remove("meta");
+        assert_eq!(a.get("team"), Some(&json!("blue")));
+        assert!(a.contains_key("meta"));
+        assert_eq!(b.len(), 1);
+        assert!(!b.is_unread());
+    }
+
+    #[test]
+    fn text_that_is_not_one_strict_object_gives_no_attributes() {
+        for bad in [r#"{"a":1,"a":2}"#, "[1]", "{", r#"{"a":1} x"#] {
+            let a = Attributes::deferred(bad.into(), |_| true);
+            assert!(a.is_empty(), "{bad}");
         }
     }
 }

@@ -24,7 +24,7 @@ impl ClaimsProvider {
         let strings =
             |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
         // Unregistered claims first: the typed fields below win over a claim of the same name.
-        let mut out: Map<String, Value> = principal.attributes.clone();
+        let mut out: Map<String, Value> = (*principal.attributes).clone();
         out.insert("sub".into(), Value::String(principal.subject.clone()));
         if let Some(iss) = &principal.issuer {
             out.insert("iss".into(), Value::String(iss.clone()));

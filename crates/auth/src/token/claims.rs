@@ -6,15 +6,16 @@
 //! exactly what `parse_strict` accepts as an object: valid UTF-8, one JSON object and nothing
 //! after it, no key repeated in any object at any depth (keys compared after unescaping), and
 //! serde_json's nesting limit. Its output, though, keeps the registered claims as text borrowed
-//! from the decoded payload, and builds `Value`s only for unregistered claims, which become the
-//! principal's attributes anyway. Payloads in the plain subset that tokens almost always use are
-//! read by a scanner first (`scan`), which never refuses: anything else goes to the serde path,
-//! which decides. [`Claims`] parses the whole set only when a caller reads it.
+//! from the decoded payload. Payloads in the plain subset that tokens almost always use are read
+//! by a scanner first (`scan`), which never refuses: anything else goes to the serde path, which
+//! decides. The scanner checks the unregistered claims, which become the principal's attributes,
+//! without building them: they are built from the payload when first read (`Members`). The
+//! serde path builds them as it goes. [`Claims`] parses the whole set only when a caller reads it.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use mcp_guard_core::StrictValue;
 use serde::Deserialize;
@@ -59,7 +60,7 @@ pub(super) enum PayloadError {
 ///
 /// Types follow what the `Value`-based checks accepted: a text claim of another type counts as
 /// absent, a number claim must be an integer that fits `i64`.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub(super) struct Payload<'a> {
     /// `iss`, if a string.
     pub iss: Option<Cow<'a, str>>,
@@ -85,8 +86,67 @@ pub(super) struct Payload<'a> {
     pub kind: Option<Cow<'a, str>>,
     /// `fam`, a refresh token's family, if a string.
     pub fam: Option<Cow<'a, str>>,
-    /// Every unregistered claim, in document order (with `preserve_order`).
-    pub extra: Map<String, Value>,
+    /// The unregistered claims, when the scanner read the payload: checked, not built.
+    pub members: Members<'a>,
+    /// The unregistered claims, built, when the serde path read the payload (`members` is then
+    /// empty).
+    pub extra: Option<Map<String, Value>>,
+}
+
+/// Most unregistered claims the scanner keeps track of; a payload with more goes to the serde
+/// path. Identity providers add a dozen or two (profile, session, client and realm details).
+const MAX_MEMBERS: usize = 24;
+
+/// The unregistered claims the scanner passed over: each one's name and its value's JSON text.
+///
+/// They become the principal's attributes, which most requests never read: so they are kept as
+/// text here and built from the payload only when read (`Attributes::deferred`). The roles
+/// claim is read from its text.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Members<'a> {
+    found: [(&'a str, &'a str); MAX_MEMBERS],
+    len: usize,
+}
+
+impl Default for Members<'_> {
+    fn default() -> Self {
+        Members {
+            found: [("", ""); MAX_MEMBERS],
+            len: 0,
+        }
+    }
+}
+
+impl<'a> Members<'a> {
+    /// The members found, in document order.
+    fn all(&self) -> &[(&'a str, &'a str)] {
+        self.found.get(..self.len).unwrap_or_default()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The JSON text of the value of the member `name`.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.all().iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    /// Adds a member; `None` for a repeated name or one more than there is room for.
+    fn add(&mut self, name: &'a str, value: &'a str) -> Option<()> {
+        if self.get(name).is_some() {
+            return None;
+        }
+        *self.found.get_mut(self.len)? = (name, value);
+        self.len += 1;
+        Some(())
+    }
+}
+
+/// Whether a claim becomes a principal attribute: every claim that is not registered.
+pub(super) fn is_attribute(name: &str) -> bool {
+    registered(name).is_none()
 }
 
 /// The bit of `permissions`, which the fast path reads specially.
@@ -204,14 +264,55 @@ impl<'a> Item<'a> {
     }
 }
 
-/// Parses a decoded payload (see the module documentation for what is refused).
-pub(super) fn parse_payload(json: &str) -> Result<Payload<'_>, PayloadError> {
-    // Filled in place, so the large struct is not moved through an `Option` on the way out.
-    let mut p = Payload::default();
-    if plain_into(json, &mut p).is_some() {
-        return Ok(p);
+/// Parses a decoded payload into `p`, a default one (see the module documentation for what is
+/// refused). Filled in place: the struct is large, and moving it out costs a copy.
+pub(super) fn parse_payload<'a>(json: &'a str, p: &mut Payload<'a>) -> Result<(), PayloadError> {
+    if plain_into(json, p).is_some() {
+        return Ok(());
     }
-    parse_with_serde(json)
+    *p = parse_with_serde(json)?;
+    Ok(())
+}
+
+#[cfg(test)]
+impl Payload<'_> {
+    /// The unregistered claims as a map, however the payload was read.
+    fn unregistered(&self) -> Map<String, Value> {
+        match &self.extra {
+            Some(built) => built.clone(),
+            None => self
+                .members
+                .all()
+                .iter()
+                .map(|(name, text)| {
+                    let value = mcp_guard_core::parse_strict(text.as_bytes())
+                        .unwrap_or_else(|e| panic!("a member's text is JSON: {e}"));
+                    ((*name).to_owned(), value)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Equal when the registered claims are and the unregistered ones have the same values, whether
+/// kept as text (the scanner) or built (the serde path).
+#[cfg(test)]
+impl PartialEq for Payload<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iss == other.iss
+            && self.sub == other.sub
+            && self.aud == other.aud
+            && self.exp == other.exp
+            && self.nbf == other.nbf
+            && self.jti == other.jti
+            && self.client_id == other.client_id
+            && self.scope == other.scope
+            && self.scp == other.scp
+            && self.permissions == other.permissions
+            && self.kind == other.kind
+            && self.fam == other.fam
+            && self.unregistered() == other.unregistered()
+    }
 }
 
 /// The fast path on its own, for tests: `None` where it gives up.
@@ -231,12 +332,10 @@ fn plain_into<'a>(json: &'a str, p: &mut Payload<'a>) -> Option<()> {
     let mut seen: u16 = 0;
     s.object(|s, key| {
         let Some(bit) = registered(key) else {
-            // One lookup for both the repeat check and the insert.
-            let serde_json::map::Entry::Vacant(slot) = p.extra.entry(key) else {
-                return None;
-            };
-            // Depth 1 is the payload object itself. Read in place, as the claims below are.
-            return s.value_into(1, slot.insert(Value::Null));
+            let start = s.position();
+            // Depth 1 is the payload object itself.
+            s.skip(1)?;
+            return p.members.add(key, s.since(start)?);
         };
         if seen & (1 << bit) != 0 {
             return None;
@@ -323,12 +422,14 @@ fn parse_with_serde(json: &str) -> Result<Payload<'_>, PayloadError> {
 }
 
 /// Checks the decoded payload bytes are UTF-8, giving them back as the text that
-/// [`parse_payload`] borrows from and [`Claims`] keeps.
-pub(super) fn payload_text(bytes: Vec<u8>) -> Result<String, PayloadError> {
+/// [`parse_payload`] borrows from, and [`Claims`] and the principal's attributes share.
+pub(super) fn payload_text(bytes: &[u8]) -> Result<Arc<str>, PayloadError> {
     // Checked over the whole payload once, so the parse can borrow `&str`s without rechecking.
     // Outside strings a non-ASCII byte is a syntax error anyway, so this refuses nothing that
     // `parse_strict` (which checks inside strings) would accept.
-    String::from_utf8(bytes).map_err(|_| PayloadError::Utf8)
+    std::str::from_utf8(bytes)
+        .map(Arc::from)
+        .map_err(|_| PayloadError::Utf8)
 }
 
 fn duplicate<E: de::Error>(key: &str) -> E {
@@ -391,15 +492,16 @@ impl<'de> Visitor<'de> for PayloadVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload<'de>, A::Error> {
         let mut p = Payload::default();
+        let mut extra = Map::new();
         let mut seen: u16 = 0;
         while let Some(Text(key)) = map.next_key()? {
             let Some(bit) = registered(&key) else {
                 // The attributes map doubles as the set of unregistered keys seen so far.
-                if p.extra.contains_key(key.as_ref()) {
+                if extra.contains_key(key.as_ref()) {
                     return Err(duplicate(&key));
                 }
                 let StrictValue(v) = map.next_value()?;
-                p.extra.insert(key.into_owned(), v);
+                extra.insert(key.into_owned(), v);
                 continue;
             };
             let item: Item<'de> = map.next_value()?;
@@ -407,6 +509,7 @@ impl<'de> Visitor<'de> for PayloadVisitor {
                 return Err(duplicate(&key));
             }
         }
+        p.extra = Some(extra);
         Ok(p)
     }
 }
@@ -473,13 +576,13 @@ impl<'de> Visitor<'de> for ItemVisitor {
 /// still gives that `Map`, as when this was a `Map` field; a `VerifiedToken` clones whole.
 pub struct Claims {
     /// The decoded payload, already accepted by `parse_payload`.
-    json: String,
+    json: Arc<str>,
     map: OnceLock<Map<String, Value>>,
 }
 
 impl Claims {
     /// Claims over a payload that `parse_payload` accepted.
-    pub(super) fn new(json: String) -> Self {
+    pub(super) fn new(json: Arc<str>) -> Self {
         Claims {
             json,
             map: OnceLock::new(),
@@ -488,6 +591,11 @@ impl Claims {
 
     /// The payload JSON exactly as it was signed.
     pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The payload JSON, shared.
+    pub(super) fn shared_json(&self) -> &Arc<str> {
         &self.json
     }
 
@@ -534,7 +642,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn parse(json: &str) -> Result<Payload<'_>, PayloadError> {
-        parse_payload(json)
+        let mut p = Payload::default();
+        parse_payload(json, &mut p).map(|()| p)
     }
 
     #[test]
@@ -564,9 +673,10 @@ mod tests {
         assert_eq!(p.permissions, ["p", "q"]);
         assert_eq!(p.kind.as_deref(), Some("access"));
         assert_eq!(p.fam, None, "a non-string text claim counts as absent");
-        assert_eq!(p.extra.len(), 2);
-        assert_eq!(p.extra["realm"]["roles"][0], "r");
-        assert_eq!(p.extra["n"], Value::Null);
+        let extra = p.unregistered();
+        assert_eq!(extra.len(), 2);
+        assert_eq!(extra["realm"]["roles"][0], "r");
+        assert_eq!(extra["n"], Value::Null);
     }
 
     #[test]
@@ -605,7 +715,10 @@ mod tests {
             // repeat is refused too, but then it would also land in the attributes once).
             let once = format!(r#"{{"{name}":1}}"#);
             let p = parse(&once).unwrap_or_else(|e| panic!("{e}"));
-            assert!(p.extra.is_empty(), "{name} is not treated as registered");
+            assert!(
+                p.unregistered().is_empty(),
+                "{name} is not treated as registered"
+            );
             let twice = format!(r#"{{"{name}":1,"{name}":2}}"#);
             assert!(parse(&twice).is_err(), "{name}");
             // Each registered claim has its own bit: no two share one.
@@ -698,17 +811,14 @@ mod tests {
             );
         }
         assert!(parse(" {} \n").is_ok());
-        assert_eq!(
-            payload_text(b"{\"a\":\"\xff\"}".to_vec()),
-            Err(PayloadError::Utf8)
-        );
+        assert_eq!(payload_text(b"{\"a\":\"\xff\"}"), Err(PayloadError::Utf8));
         let deep = format!("{{\"a\":{}", "[".repeat(10_000));
         assert!(matches!(parse(&deep), Err(PayloadError::Json(_))));
     }
 
     #[test]
     fn claims_parse_on_first_read() {
-        let claims = Claims::new(r#"{"sub":"a","fam":"f","n":[1]}"#.to_owned());
+        let claims = Claims::new(r#"{"sub":"a","fam":"f","n":[1]}"#.into());
         assert!(claims.map.get().is_none());
         assert_eq!(claims.get("fam").and_then(Value::as_str), Some("f"));
         assert_eq!(claims.len(), 3);
@@ -910,7 +1020,7 @@ mod tests {
                 prop_assert_eq!(Ok(fast), parse_with_serde(&json));
             }
             if let (Ok(p), Ok(Value::Object(all))) = (typed, strict) {
-                for (k, v) in &p.extra {
+                for (k, v) in &p.unregistered() {
                     prop_assert_eq!(Some(v), all.get(k));
                 }
                 prop_assert_eq!(p.sub.as_deref(), all.get("sub").and_then(Value::as_str));

@@ -11,8 +11,6 @@
 //! what is accepted and refused is the serde path's business alone; this only has to give the
 //! same result as serde_json on what it does read, which tests check on generated input.
 
-use serde_json::{Map, Value};
-
 /// How deep the fast path follows arrays and objects (the top-level object is depth 1). Deeper
 /// input goes to serde_json, whose own limit (128) then applies.
 pub(super) const MAX_DEPTH: usize = 8;
@@ -43,6 +41,18 @@ impl<'a> Scan<'a> {
     /// A scanner at the start of `text`.
     pub fn new(text: &'a str) -> Self {
         Scan { text, pos: 0 }
+    }
+
+    /// The offset of the next byte.
+    #[inline]
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The text from `start` up to the next byte.
+    #[inline]
+    pub fn since(&self, start: usize) -> Option<&'a str> {
+        self.text.get(start..self.pos)
     }
 
     /// The next byte.
@@ -207,37 +217,49 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// Any value of the subset as a `Value`, as `parse_strict` would build it; `depth` is that of
-    /// the value's container.
-    pub fn value(&mut self, depth: usize) -> Option<Value> {
-        let mut v = Value::Null;
-        self.value_into(depth, &mut v)?;
-        Some(v)
-    }
-
-    /// [`Scan::value`], written into `out` (a map's slot, say) rather than returned: a returned
-    /// `Value` goes through the stack and is copied again.
-    pub fn value_into(&mut self, depth: usize, out: &mut Value) -> Option<()> {
-        *out = match self.peek()? {
-            b'[' if depth < MAX_DEPTH => Value::Array(self.array(|s| s.value(depth + 1))?),
+    /// Passes over any value of the subset, building nothing but checking what [`Scan::value`]
+    /// checks (no key repeated in an object, the depth); `depth` is that of its container.
+    pub fn skip(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'[' if depth < MAX_DEPTH => self.elements(|s| s.skip(depth + 1)),
             b'{' if depth < MAX_DEPTH => {
-                let mut map = Map::new();
+                let mut names = Names::default();
                 self.object(|s, key| {
-                    // One lookup for both the repeat check and the insert.
-                    let serde_json::map::Entry::Vacant(slot) = map.entry(key) else {
-                        return None;
-                    };
-                    s.value_into(depth + 1, slot.insert(Value::Null))
-                })?;
-                Value::Object(map)
+                    names.add(key)?;
+                    s.skip(depth + 1)
+                })
             }
-            _ => match self.scalar()? {
-                Scalar::Str(s) => Value::String(s.to_owned()),
-                Scalar::Int(n) => Value::from(n),
-                Scalar::Bool(b) => Value::Bool(b),
-                Scalar::Null => Value::Null,
-            },
-        };
+            _ => self.scalar().map(|_| ()),
+        }
+    }
+}
+
+/// Most members of a nested object [`Scan::skip`] checks for repeats; more go to serde_json.
+const MAX_NAMES: usize = 16;
+
+/// The names of one object's members so far, to refuse a repeat without building a map.
+struct Names<'a> {
+    seen: [&'a str; MAX_NAMES],
+    len: usize,
+}
+
+impl Default for Names<'_> {
+    fn default() -> Self {
+        Names {
+            seen: [""; MAX_NAMES],
+            len: 0,
+        }
+    }
+}
+
+impl<'a> Names<'a> {
+    /// Adds `name`; `None` if it was already there or there is no room.
+    fn add(&mut self, name: &'a str) -> Option<()> {
+        if self.seen.get(..self.len)?.contains(&name) {
+            return None;
+        }
+        *self.seen.get_mut(self.len)? = name;
+        self.len += 1;
         Some(())
     }
 }
@@ -303,25 +325,70 @@ pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn value(text: &str) -> Option<Value> {
-        let mut s = Scan::new(text);
-        s.ws();
-        let v = s.value(0)?;
-        s.at_end().then_some(v)
-    }
+    use serde_json::Value;
 
     #[test]
-    fn reads_the_subset_as_serde_json_does() {
+    fn passes_over_its_subset() {
         for text in [
             r#"{"a":"x","b":[1,true,false,null,"y"],"c":{"d":{}},"e":[]}"#,
             " { \"a\" :\t[ 0 , 9223372036854775807 ]\r\n} ",
             r#""é ✓""#,
             "0",
         ] {
-            let strict = mcp_guard_core::parse_strict(text.as_bytes()).ok();
-            assert_eq!(value(text), strict, "{text}");
+            assert!(
+                mcp_guard_core::parse_strict(text.as_bytes()).is_ok(),
+                "{text}"
+            );
+            assert!(skips(text), "{text}");
         }
+    }
+
+    /// Whether `skip` passes over all of `text`.
+    fn skips(text: &str) -> bool {
+        let mut s = Scan::new(text);
+        s.ws();
+        s.skip(0).is_some() && s.at_end()
+    }
+
+    #[test]
+    fn skipping_checks_what_reading_checks() {
+        let many = |n: usize| {
+            let members: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+            format!("{{\"o\":{{{}}}}}", members.join(","))
+        };
+        for text in [
+            r#"{"a":"x","b":[1,true,false,null,"y"],"c":{"d":{}},"e":[]}"#,
+            r#"{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}"#,
+            " { \"a\" :\t[ 0 , 9223372036854775807 ]\r\n} ",
+            "[[[[[[[[1]]]]]]]]",
+            &many(16),
+        ] {
+            assert!(skips(text), "{text}");
+        }
+        // What the reader refuses, and an object with more members than `skip` keeps track of.
+        for text in [
+            r#"{"a":1,"a":1}"#,
+            r#"{"o":{"b":1,"c":2,"b":3}}"#,
+            r#"[{"x":[{"y":1,"y":2}]}]"#,
+            r#"{"a":"x\"y"}"#,
+            "[[[[[[[[[1]]]]]]]]]",
+            "[1,]",
+            "-1",
+            &many(17),
+        ] {
+            assert!(!skips(text), "{text}");
+        }
+        // What `skip` passed over is the value's text, ready for `since`.
+        let text = r#"{"a":[1,{"b":"c"}],"d":2}"#;
+        let mut s = Scan::new(text);
+        let mut spans = Vec::new();
+        s.object(|s, key| {
+            let start = s.position();
+            s.skip(1)?;
+            spans.push((key, s.since(start)?));
+            Some(())
+        });
+        assert_eq!(spans, [("a", r#"[1,{"b":"c"}]"#), ("d", "2")]);
     }
 
     #[test]
@@ -440,9 +507,9 @@ mod tests {
             "\u{0c}1",
             "\"unterminated",
         ] {
-            assert_eq!(value(text), None, "{text}");
+            assert!(!skips(text), "{text}");
         }
         // Depth 8 is still read; 9 is for serde_json.
-        assert!(value("[[[[[[[[1]]]]]]]]").is_some());
+        assert!(skips("[[[[[[[[1]]]]]]]]"));
     }
 }

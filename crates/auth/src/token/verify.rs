@@ -10,12 +10,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
-use mcp_guard_core::{AuthMethod, Principal};
+use mcp_guard_core::{Attributes, AuthMethod, Principal};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::b64;
-use super::claims::{Claims, Item, Payload, Text, parse_payload, payload_text, registered};
+use super::claims::{
+    Claims, Item, Payload, Text, is_attribute, parse_payload, payload_text, registered,
+};
 use super::keys::{KeyLookup, KeySet, VerifyKey, alg_name, parse_alg};
 use super::scan::Scan;
 
@@ -411,11 +413,14 @@ impl Verifier {
         }
         // The payload is kept whole (as the claims read on demand), and the claims checked here are
         // parsed from it once, borrowing, with `parse_strict`'s rules (see `claims`).
-        let payload_bytes = b64::decode_vec(p64).ok_or(TokenError::BadBase64("payload"))?;
+        let mut payload_buf = [0u8; PAYLOAD_STACK_BYTES];
+        let mut payload_spill = Vec::new();
+        let payload_bytes = b64::decode(p64, &mut payload_buf, &mut payload_spill)
+            .ok_or(TokenError::BadBase64("payload"))?;
         let claims =
             Claims::new(payload_text(payload_bytes).map_err(|_| TokenError::BadJson("payload"))?);
-        let mut payload =
-            parse_payload(claims.json()).map_err(|_| TokenError::BadJson("payload"))?;
+        let mut payload = Payload::default();
+        parse_payload(claims.json(), &mut payload).map_err(|_| TokenError::BadJson("payload"))?;
         let iss = payload.iss.as_deref().ok_or(TokenError::UnknownIssuer)?;
         let policy = self
             .issuers
@@ -573,6 +578,10 @@ enum Use {
 /// decodes, into the heap. Small, as it is zeroed on every call.
 const HEADER_STACK_BYTES: usize = 128;
 
+/// Room for a decoded payload on the stack, from where it is copied once into the text the
+/// verified token keeps; ours are about 250 bytes. A larger one decodes into the heap.
+const PAYLOAD_STACK_BYTES: usize = 512;
+
 /// One bit per byte of `word`, the byte's high bit, set exactly where the byte is `.`.
 #[inline]
 fn dots(word: [u8; 8]) -> u64 {
@@ -649,35 +658,47 @@ fn principal_from_claims(
     );
     principal.client_id = client_id;
     principal.permissions = std::mem::take(&mut payload.permissions);
-    principal.roles = roles(&policy.roles_claim, &payload.extra, claims);
+    principal.roles = roles(&policy.roles_claim, payload, claims);
     // A `scope` of any type hides `scp`, as before.
     principal.scopes = match payload.scope.as_ref().or(payload.scp.as_ref()) {
         Some(Item::Str(s)) => s.split_whitespace().map(str::to_owned).collect(),
         Some(other) => other.strings(),
         None => Vec::new(),
     };
-    // Unregistered claims were built as `Value`s in the parse for exactly this.
-    principal.attributes = std::mem::take(&mut payload.extra);
+    principal.attributes = match payload.extra.take() {
+        Some(built) => built.into(),
+        None if payload.members.is_empty() => Attributes::default(),
+        // Built from the payload when first read: most requests never read them.
+        None => Attributes::deferred(claims.shared_json().clone(), is_attribute),
+    };
     Ok(principal)
 }
 
 /// The roles at a dotted claim path (`roles`, `realm_access.roles`): the strings of the array
 /// found there, or none.
-fn roles(path: &str, extra: &Map<String, Value>, claims: &Claims) -> Vec<String> {
+fn roles(path: &str, payload: &Payload<'_>, claims: &Claims) -> Vec<String> {
     let (first, rest) = match path.split_once('.') {
         Some((first, rest)) => (first, Some(rest)),
         None => (path, None),
     };
-    // Roles live under an unregistered claim in practice, already built for the attributes. A
-    // path through a registered claim (kept only in typed form) reads the full claim set instead.
+    // Roles live under an unregistered claim in practice: kept as text by the scanner, built by
+    // the serde path. A path through a registered claim (kept only in typed form) reads the full
+    // claim set instead.
+    let parsed;
     let mut v = if registered(first).is_some() {
         claims.get(first)
-    } else if extra.len() <= 8 {
-        // A token has a handful of other claims: comparing their names costs less than hashing
-        // one (the map may be keyed by SipHash, with serde_json's `preserve_order`).
-        extra.iter().find_map(|(k, v)| (k == first).then_some(v))
-    } else {
+    } else if let Some(extra) = &payload.extra {
         extra.get(first)
+    } else {
+        let text = payload.members.get(first);
+        if rest.is_none()
+            && let Some(roles) = text.and_then(plain_strings)
+        {
+            return roles;
+        }
+        // The text was checked by the payload parse, so it parses; were it not, no roles.
+        parsed = text.and_then(|t| serde_json::from_str::<Value>(t).ok());
+        parsed.as_ref()
     };
     for p in rest.into_iter().flat_map(|rest| rest.split('.')) {
         v = v.and_then(|v| v.get(p));
@@ -690,6 +711,26 @@ fn roles(path: &str, extra: &Map<String, Value>, claims: &Claims) -> Vec<String>
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// The strings of a JSON array text in the scanner's subset, other elements skipped; nothing for
+/// another value. `None` outside the subset (an escaped string, say), for the full parse to read.
+fn plain_strings(text: &str) -> Option<Vec<String>> {
+    let mut s = Scan::new(text);
+    if s.peek() != Some(b'[') {
+        // The member's text was checked as one value: any other kind holds no roles.
+        return Some(Vec::new());
+    }
+    let mut strings = Vec::new();
+    s.elements(|s| {
+        if s.peek() == Some(b'"') {
+            strings.push(s.string()?.to_owned());
+        } else {
+            s.skip(2)?;
+        }
+        Some(())
+    })?;
+    Some(strings)
 }
 
 /// Takes the token from `Authorization` header values: exactly one header, scheme `Bearer`
@@ -1046,6 +1087,52 @@ mod tests {
         // A path through a registered claim reads the full claim set.
         let v = verify("permissions", r#","permissions":["p1"]"#).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v.principal.roles, ["p1"]);
+    }
+
+    #[test]
+    fn roles_read_from_the_claim_text_as_from_the_built_claims() {
+        // The scanner keeps `roles` as text: read from it, escaped strings and odd elements too;
+        // a float elsewhere sends the payload to the serde path, which builds it: same roles.
+        for (roles, want) in [
+            (r#"["a","b"]"#, &["a", "b"][..]),
+            (r#"["a\u0062",1,null,{"x":["y"]},["z"],"c"]"#, &["ab", "c"]),
+            (r#""admin""#, &[]),
+            (r#"{"admin":true}"#, &[]),
+            ("[]", &[]),
+        ] {
+            for float in ["", r#","f":1.5"#] {
+                let more = format!(r#","roles":{roles}{float}"#);
+                let v = verify("roles", &more).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(v.principal.roles, want, "{more}");
+            }
+        }
+    }
+
+    #[test]
+    fn attributes_are_built_when_first_read_and_shared_by_clones() {
+        let more = r#","email":"a@example","metadata":{"team":"blue","tags":["x"]},"roles":["r"]"#;
+        let v = verify("roles", more).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            v.principal.attributes.is_unread(),
+            "verifying builds no attributes"
+        );
+        let clone = v.principal.clone();
+        let want = json!({"email": "a@example", "metadata": {"team": "blue", "tags": ["x"]},
+            "roles": ["r"]});
+        assert_eq!(Value::Object((*clone.attributes).clone()), want);
+        // The clone read them for both.
+        assert!(!v.principal.attributes.is_unread());
+        // A payload outside the scanner's subset builds them at once, to the same map.
+        let built =
+            verify("roles", &format!(r#"{more},"f":1.5"#)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!built.principal.attributes.is_unread());
+        let mut want = want;
+        want["f"] = json!(1.5);
+        assert_eq!(Value::Object((*built.principal.attributes).clone()), want);
+        // No unregistered claims, no attributes to defer.
+        let none = verify("roles", "").unwrap_or_else(|e| panic!("{e}"));
+        assert!(none.principal.attributes.is_empty());
+        assert!(!none.principal.attributes.is_unread());
     }
 
     #[test]

@@ -348,8 +348,9 @@ fn abac(mode: Mode) -> Authorizer {
 
 fn engineer() -> Principal {
     let mut pr = principal("eve");
-    pr.attributes =
-        serde_json::from_value::<Map<String, Value>>(json!({"department": "eng"})).unwrap();
+    pr.attributes = serde_json::from_value::<Map<String, Value>>(json!({"department": "eng"}))
+        .unwrap()
+        .into();
     pr
 }
 
