@@ -464,7 +464,7 @@ async fn revoke(
             time: rfc3339_millis((server.clock)()),
             event: "revocation_refused",
             client_id: Some(client.id.clone()),
-            jti: verified.jti.clone(),
+            jti: verified.jti().map(str::to_owned),
             outcome: Some("fail"),
             reason: Some("the token belongs to another client".into()),
             ..AuditEvent::default()
@@ -472,7 +472,7 @@ async fn revoke(
         return no_store(StatusCode::OK.into_response());
     }
     let mut failed = false;
-    if let Some(jti) = &verified.jti {
+    if let Some(jti) = verified.jti() {
         failed |= server.authn.revoke(jti, verified.exp).is_err();
     }
     if let Some(fam) = &family {
@@ -490,7 +490,7 @@ async fn revoke(
         event: "token_revoked",
         client_id: Some(client.id),
         subject: Some(verified.principal.subject.clone()),
-        jti: verified.jti.clone(),
+        jti: verified.jti().map(str::to_owned),
         family,
         outcome: Some("ok"),
         ..AuditEvent::default()

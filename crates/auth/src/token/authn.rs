@@ -107,7 +107,7 @@ impl TokenAuthenticator {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let verified = self.verifier.load().verify(token, now)?;
-        if let Some(jti) = &verified.jti
+        if let Some(jti) = verified.jti()
             && self.store.is_revoked(jti)?
         {
             return Err(TokenError::Revoked.into());
@@ -132,7 +132,7 @@ impl TokenAuthenticator {
         // Only fails when invalidation closures are not enabled, and they are.
         let _ = self
             .cache
-            .invalidate_entries_if(move |_, e| e.token.jti.as_deref() == Some(jti.as_str()));
+            .invalidate_entries_if(move |_, e| e.token.jti() == Some(jti.as_str()));
         Ok(())
     }
 

@@ -176,8 +176,7 @@ impl Grants<'_> {
             ));
         }
         let family = verified
-            .family
-            .as_deref()
+            .family()
             .ok_or(GrantError::InvalidGrant("the refresh token has no family"))?;
         let subject = verified.principal.subject.clone();
         let next = self.issuer.refresh(&subject, &client.id, family, now)?;
@@ -191,7 +190,7 @@ impl Grants<'_> {
             Rotation::ReuseDetected => {
                 self.audit.record(&AuditEvent {
                     subject: Some(subject),
-                    jti: verified.jti.clone(),
+                    jti: verified.jti().map(str::to_owned),
                     family: Some(family.to_owned()),
                     outcome: Some("fail"),
                     reason: Some("a spent refresh token was presented: family revoked".into()),

@@ -262,12 +262,10 @@ impl HeaderMemo {
 pub struct VerifiedToken {
     /// The principal its claims describe.
     pub principal: Principal,
-    /// `jti`, for revocation checks.
-    pub jti: Option<String>,
+    jti: Option<ClaimText>,
     /// `exp`, in Unix seconds.
     pub exp: i64,
-    /// `fam`: for a refresh token, the family it belongs to.
-    pub family: Option<String>,
+    family: Option<ClaimText>,
     /// All claims, parsed from the payload only when first read.
     pub claims: Claims,
 }
@@ -281,6 +279,53 @@ impl Clone for VerifiedToken {
             exp: self.exp,
             family: self.family.clone(),
             claims: self.claims.duplicate(),
+        }
+    }
+}
+
+impl VerifiedToken {
+    /// `jti`, for revocation checks.
+    pub fn jti(&self) -> Option<&str> {
+        self.jti.as_ref().and_then(|t| t.read(self.claims.json()))
+    }
+
+    /// `fam`: for a refresh token, the family it belongs to.
+    pub fn family(&self) -> Option<&str> {
+        self.family
+            .as_ref()
+            .and_then(|t| t.read(self.claims.json()))
+    }
+}
+
+/// A text claim a verified token keeps: where it lies in the payload text the token keeps, so
+/// that keeping it costs no copy, or its own copy when it was escaped there.
+#[derive(Clone, Debug, PartialEq)]
+enum ClaimText {
+    In(std::ops::Range<usize>),
+    Unescaped(Box<str>),
+}
+
+impl ClaimText {
+    /// `text`, a claim parsed from `payload`: borrowed from it unless it was unescaped.
+    fn of(text: Cow<'_, str>, payload: &str) -> Self {
+        match text {
+            Cow::Borrowed(t) => {
+                // The offset of a slice of `payload`, checked to be exactly that slice.
+                let start = (t.as_ptr() as usize).wrapping_sub(payload.as_ptr() as usize);
+                let range = start..start.wrapping_add(t.len());
+                match payload.get(range.clone()) {
+                    Some(found) if std::ptr::eq(found, t) => ClaimText::In(range),
+                    _ => ClaimText::Unescaped(t.into()),
+                }
+            }
+            Cow::Owned(t) => ClaimText::Unescaped(t.into_boxed_str()),
+        }
+    }
+
+    fn read<'a>(&'a self, payload: &'a str) -> Option<&'a str> {
+        match self {
+            ClaimText::In(range) => payload.get(range.clone()),
+            ClaimText::Unescaped(t) => Some(t),
         }
     }
 }
@@ -330,7 +375,7 @@ impl Verifier {
             Ok(v) => Ok((v, None)),
             Err(TokenError::RefreshAsAccess) => {
                 let v = self.verify_refresh(token, now)?;
-                let family = v.family.clone();
+                let family = v.family().map(str::to_owned);
                 Ok((v, family))
             }
             Err(e) => Err(e),
@@ -494,8 +539,8 @@ impl Verifier {
             }
         }
         let principal = principal_from_claims(policy, &mut payload, &claims)?;
-        let jti = payload.jti.take().map(Cow::into_owned);
-        let family = payload.fam.take().map(Cow::into_owned);
+        let jti = payload.jti.take().map(|t| ClaimText::of(t, claims.json()));
+        let family = payload.fam.take().map(|t| ClaimText::of(t, claims.json()));
         Ok(VerifiedToken {
             principal,
             jti,
@@ -677,8 +722,9 @@ fn principal_from_claims(
 /// The roles at a dotted claim path (`roles`, `realm_access.roles`): the strings of the array
 /// found there, or none.
 fn roles(path: &str, payload: &Payload<'_>, claims: &Claims) -> Vec<String> {
-    let (first, rest) = match path.split_once('.') {
-        Some((first, rest)) => (first, Some(rest)),
+    // A byte search: `split_once` searches a handful of bytes through the general `memchr` path.
+    let (first, rest) = match path.bytes().position(|b| b == b'.') {
+        Some(dot) => (path.get(..dot).unwrap_or_default(), path.get(dot + 1..)),
         None => (path, None),
     };
     // Roles live under an unregistered claim in practice: kept as text by the scanner, built by
@@ -925,7 +971,7 @@ mod tests {
         let v = verify("roles", "").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v.principal.subject, "alice");
         assert_eq!(v.principal.issuer.as_deref(), Some(ISS));
-        assert_eq!(v.jti.as_deref(), Some("j-1"));
+        assert_eq!(v.jti(), Some("j-1"));
         assert_eq!(v.exp, NOW + 60);
     }
 
@@ -1090,6 +1136,32 @@ mod tests {
     }
 
     #[test]
+    fn jti_is_read_from_the_payload_text_unless_it_was_escaped() {
+        let v = verify("roles", "").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.jti(), Some("j-1"));
+        assert!(matches!(v.jti, Some(ClaimText::In(_))));
+        assert_eq!(v.clone().jti(), Some("j-1"));
+        assert_eq!(v.family(), None);
+        let escaped = format!(
+            r#"{{"iss":"{ISS}","sub":"alice","aud":"{AUD}","exp":{},"jti":"j\u002d2"}}"#,
+            NOW + 60
+        );
+        let v = verifier("roles")
+            .verify(&token(&escaped), NOW)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.jti(), Some("j-2"));
+        assert!(matches!(v.jti, Some(ClaimText::Unescaped(_))));
+        // Text from elsewhere is never taken for a place in the payload.
+        let payload = r#"{"jti":"abc"}"#;
+        let elsewhere = String::from("abc");
+        let t = ClaimText::of(Cow::Borrowed(&elsewhere), payload);
+        assert_eq!(t, ClaimText::Unescaped("abc".into()));
+        let inside = ClaimText::of(Cow::Borrowed(&payload[8..11]), payload);
+        assert_eq!(inside, ClaimText::In(8..11));
+        assert_eq!(inside.read(payload), Some("abc"));
+    }
+
+    #[test]
     fn roles_read_from_the_claim_text_as_from_the_built_claims() {
         // The scanner keeps `roles` as text: read from it, escaped strings and odd elements too;
         // a float elsewhere sends the payload to the serde path, which builds it: same roles.
@@ -1188,7 +1260,7 @@ mod tests {
     fn the_full_claim_set_is_parsed_only_when_read() {
         let more = r#","fam":"f-1","iat":5,"metadata":{"k":[1,2]}"#;
         let v = verify("roles", more).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(v.family.as_deref(), Some("f-1"));
+        assert_eq!(v.family(), Some("f-1"));
         let text = payload(more);
         assert_eq!(v.claims.json(), text);
         let all = mcp_guard_core::parse_strict(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));

@@ -153,7 +153,7 @@ pub(super) fn revoke(args: &TokenRevokeArgs) -> Exit {
         }
         Err(e) => return invalid(&e),
     };
-    let Some(jti) = verified.jti.clone() else {
+    let Some(jti) = verified.jti().map(str::to_owned) else {
         return fail("the token has no `jti`, so it cannot be revoked by id");
     };
     if let Err(e) = t.authn.revoke(&jti, verified.exp) {

@@ -942,7 +942,7 @@ pub async fn get(
                 _ = recheck.tick() => {
                     let revoked = token
                         .as_ref()
-                        .and_then(|t| t.jti.as_deref())
+                        .and_then(|t| t.jti())
                         .is_some_and(|j| store.is_revoked(j).unwrap_or(true));
                     if revoked {
                         tracing::info!(session = %short(&session.id), "stream closed: its token was revoked");
