@@ -89,10 +89,7 @@ impl<'a> Scan<'a> {
         let start = self.pos;
         let rest = self.text.as_bytes().get(start..)?;
         // An escape needs decoding and a control character is an error: both go to serde_json.
-        let len = string_end(rest)?;
-        if rest.get(len) != Some(&b'"') {
-            return None;
-        }
+        let len = plain_string_len(rest)?;
         self.pos = start + len + 1;
         // The text is a `str` and both ends are at an ASCII quote, so this is a char boundary.
         self.text.get(start..start + len)
@@ -292,6 +289,21 @@ fn eight_digits_value(word: u64) -> u64 {
 /// The index of the first `"`, `\\` or control character in `bytes`.
 #[inline]
 pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
+    first_stop(bytes).map(|(at, _)| at)
+}
+
+/// The length of a plain string's text: the index of its closing `"`, if that comes before any
+/// `\\`, control character or the end of `bytes`.
+#[inline]
+fn plain_string_len(bytes: &[u8]) -> Option<usize> {
+    // Told by the match itself, rather than by reading the byte again: that read would wait on
+    // the search, and it sits on the chain every string of a payload waits on.
+    first_stop(bytes).and_then(|(at, quote)| quote.then_some(at))
+}
+
+/// The index of the first `"`, `\\` or control character in `bytes`, and whether it is `"`.
+#[inline]
+fn first_stop(bytes: &[u8]) -> Option<(usize, bool)> {
     // Eight bytes at a time, as serde_json does: string bytes are most of a token's payload.
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = ONES << 7;
@@ -304,14 +316,20 @@ pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let v = u64::from_le_bytes(word);
-        let hits = zero_bytes(v ^ (ONES * u64::from(b'"')))
+        let quotes = zero_bytes(v ^ (ONES * u64::from(b'"')));
+        let hits = quotes
             | zero_bytes(v ^ (ONES * u64::from(b'\\')))
             // Below 0x20: subtracting 0x20 borrows into the high bit; bytes >= 0x80 have it set
             // in `v`, so `!v` clears them.
             | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
         if hits != 0 {
-            // Little-endian: the lowest set bit is the first byte.
-            return Some(offset + (hits.trailing_zeros() / 8) as usize);
+            // Little-endian: the lowest set bit is the first byte. A false mark in `quotes`
+            // there would need a real quote below it, which would be the first stop instead.
+            let first = hits & hits.wrapping_neg();
+            return Some((
+                offset + (hits.trailing_zeros() / 8) as usize,
+                quotes & first != 0,
+            ));
         }
         offset += 8;
     }
@@ -319,7 +337,7 @@ pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
         .remainder()
         .iter()
         .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|i| offset + i)
+        .map(|i| (offset + i, chunks.remainder().get(i) == Some(&b'"')))
 }
 
 #[cfg(test)]
@@ -453,6 +471,38 @@ mod tests {
                 assert!(eight_digits(word(&b)));
                 let want = u64::from(d - b'0') * 10u64.pow(7 - at as u32);
                 assert_eq!(eight_digits_value(word(&b)), want, "{d} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_string_ends_only_at_a_quote_before_any_other_stop() {
+        let naive = |b: &[u8]| {
+            let at = b
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            (b.get(at) == Some(&b'"')).then_some(at)
+        };
+        let stops = [b'"', b'\\', 0x00, 0x1f, 0x0a];
+        for len in 0..20 {
+            for &fill in &[b'a', 0x22 ^ 0x01, 0x5c ^ 0x01, 0x80, 0xff] {
+                let mut bytes = vec![fill; len];
+                assert_eq!(plain_string_len(&bytes), naive(&bytes));
+                for at in 0..len {
+                    for &first in &stops {
+                        bytes[at] = first;
+                        // Every stop after the first, so no later quote is taken for the end.
+                        for later in at + 1..len {
+                            for &second in &stops {
+                                bytes[later] = second;
+                                assert_eq!(plain_string_len(&bytes), naive(&bytes), "{bytes:?}");
+                                bytes[later] = fill;
+                            }
+                        }
+                        assert_eq!(plain_string_len(&bytes), naive(&bytes), "{bytes:?}");
+                        bytes[at] = fill;
+                    }
+                }
             }
         }
     }
