@@ -356,17 +356,29 @@ fn plain_into<'a>(json: &'a str, p: &mut Payload<'a>) -> Option<()> {
             7 => plain_text(s, &mut p.client_id)?,
             8 => plain_item(s, &mut p.scope)?,
             9 => plain_item(s, &mut p.scp)?,
-            // Straight to the owned strings the principal keeps, with no list of items between.
+            // Straight to the owned strings the principal keeps, with no list of items between,
+            // allocated at their number: the first few are noted here, the rest (rare) pushed.
             PERMISSIONS if s.peek() == Some(b'[') => {
-                let mut strings = Vec::new();
+                let mut first = [""; 8];
+                let mut noted = 0;
+                let mut rest = Vec::new();
                 s.elements(|s| {
-                    if s.peek() == Some(b'"') {
-                        strings.push(s.string()?.to_owned());
-                    } else {
-                        s.scalar()?;
+                    if s.peek() != Some(b'"') {
+                        return s.scalar().map(|_| ());
+                    }
+                    let text = s.string()?;
+                    match first.get_mut(noted) {
+                        Some(slot) => {
+                            *slot = text;
+                            noted += 1;
+                        }
+                        None => rest.push(text.to_owned()),
                     }
                     Some(())
                 })?;
+                let mut strings = Vec::with_capacity(noted + rest.len());
+                strings.extend(first.iter().take(noted).map(|t| (*t).to_owned()));
+                strings.append(&mut rest);
                 p.permissions = strings;
             }
             PERMISSIONS => {
@@ -756,6 +768,21 @@ mod tests {
         ] {
             assert!(parse_plain(json).is_none(), "{json}");
             assert!(parse(json).is_err(), "{json}");
+        }
+    }
+
+    #[test]
+    fn permissions_keep_their_order_however_many() {
+        for n in [0, 1, 7, 8, 9, 20] {
+            let names: Vec<String> = (0..n).map(|i| format!("p:{i}")).collect();
+            let mut elements: Vec<String> = names.iter().map(|p| format!("\"{p}\"")).collect();
+            // Non-strings anywhere are skipped.
+            elements.insert(elements.len() / 2, "3".into());
+            elements.push("null".into());
+            let json = format!(r#"{{"permissions":[{}]}}"#, elements.join(","));
+            let fast = parse_plain(&json).unwrap_or_else(|| panic!("{json}"));
+            assert_eq!(fast.permissions, names, "{json}");
+            assert_eq!(Ok(fast), parse_with_serde(&json));
         }
     }
 

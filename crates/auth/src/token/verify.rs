@@ -460,7 +460,7 @@ impl Verifier {
         // parsed from it once, borrowing, with `parse_strict`'s rules (see `claims`).
         let mut payload_buf = [0u8; PAYLOAD_STACK_BYTES];
         let mut payload_spill = Vec::new();
-        let payload_bytes = b64::decode(p64, &mut payload_buf, &mut payload_spill)
+        let payload_bytes = b64::decode_padded(p64, &mut payload_buf, &mut payload_spill)
             .ok_or(TokenError::BadBase64("payload"))?;
         let claims =
             Claims::new(payload_text(payload_bytes).map_err(|_| TokenError::BadJson("payload"))?);
@@ -624,7 +624,8 @@ enum Use {
 const HEADER_STACK_BYTES: usize = 128;
 
 /// Room for a decoded payload on the stack, from where it is copied once into the text the
-/// verified token keeps; ours are about 250 bytes. A larger one decodes into the heap.
+/// verified token keeps; ours are about 250 bytes. A larger one decodes into the heap. Room too
+/// for the padding `b64::decode_padded` adds.
 const PAYLOAD_STACK_BYTES: usize = 512;
 
 /// One bit per byte of `word`, the byte's high bit, set exactly where the byte is `.`.
