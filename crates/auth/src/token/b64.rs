@@ -51,40 +51,36 @@ pub(super) fn decode<'b>(
     Some(out)
 }
 
-/// How many characters [`decode_padded`] pads on the stack; a longer text decodes unpadded.
-const PADDED_MAX: usize = 512;
+/// The room [`decode_padded`] needs for a text it pads: a text longer than this less the
+/// padding decodes unpadded.
+pub(super) const PADDED_MAX: usize = 512;
 
 /// [`decode`], with the characters the SIMD loop leaves over decoded by it too: `base64-simd`
 /// decodes 32 characters at a time while at least 38 are left, and the last 6 to 37 one group
 /// at a time, which took about a third of the decoding of our 311-character payloads
-/// (callgrind). So a copy of `text` is padded with `A`s (zero bits) to 6 past a multiple of 32,
-/// and only padding is left to the slow loop. `buf` must hold the padded text's decoded bytes
-/// (up to [`PADDED_MAX`] / 4 * 3) for this to apply; otherwise this is [`decode`].
+/// (callgrind). So `text` is copied into `room`, padded with `A`s (zero bits) to 6 past a
+/// multiple of 32, and decoded there in place: only padding is left to the slow loop. A text
+/// too long for `room` decodes into `spill`.
 pub(super) fn decode_padded<'b>(
     text: &str,
-    buf: &'b mut [u8],
+    room: &'b mut [u8; PADDED_MAX],
     spill: &'b mut Vec<u8>,
 ) -> Option<&'b [u8]> {
     const CHUNK: usize = 32;
     const LEFT_OVER: usize = 6;
     let len = decoded_len(text.len())?;
     let padded_len = text.len().div_ceil(CHUNK) * CHUNK + LEFT_OVER;
-    let mut padded = [b'A'; PADDED_MAX];
-    let (Some(input), Some(room)) = (padded.get_mut(..padded_len), decoded_len(padded_len)) else {
-        return decode(text, buf, spill);
+    let Some(padded) = room.get_mut(..padded_len) else {
+        return decode(text, &mut [], spill);
     };
-    if buf.len() < room {
-        return decode(text, buf, spill);
-    }
-    input
-        .get_mut(..text.len())?
-        .copy_from_slice(text.as_bytes());
+    let (copy, padding) = padded.split_at_mut(text.len());
+    copy.copy_from_slice(text.as_bytes());
+    padding.fill(b'A');
     // The padding makes a last partial group whole, so the decoder no longer sees the bits its
     // last character has beyond the bytes it ends: checked here, as the decoder checks them.
     canonical_tail(text.as_bytes())?;
-    let out = buf.get_mut(..room)?;
-    decode_into(input, out)?;
-    out.get(..len)
+    let decoded: &'b [u8] = base64_simd::URL_SAFE_NO_PAD.decode_inplace(padded).ok()?;
+    decoded.get(..len)
 }
 
 /// Whether the last character of an unpadded encoding has no bits beyond the last byte it ends
@@ -119,11 +115,11 @@ mod tests {
         Some(out)
     }
 
-    /// Through [`decode_padded`], with room for the padded text's bytes.
+    /// Through [`decode_padded`].
     fn padded(text: &str) -> Option<Vec<u8>> {
-        let mut buf = [0u8; PADDED_MAX / 4 * 3];
+        let mut room = [0u8; PADDED_MAX];
         let mut spill = Vec::new();
-        decode_padded(text, &mut buf, &mut spill).map(<[u8]>::to_vec)
+        decode_padded(text, &mut room, &mut spill).map(<[u8]>::to_vec)
     }
 
     /// Through [`decode`] with no room on the stack, so always into the spill vector.

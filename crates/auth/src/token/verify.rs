@@ -458,9 +458,11 @@ impl Verifier {
         }
         // The payload is kept whole (as the claims read on demand), and the claims checked here are
         // parsed from it once, borrowing, with `parse_strict`'s rules (see `claims`).
-        let mut payload_buf = [0u8; PAYLOAD_STACK_BYTES];
+        // Decoded in place on the stack (ours are about 311 characters), then copied once into
+        // the text the verified token keeps.
+        let mut payload_room = [0u8; b64::PADDED_MAX];
         let mut payload_spill = Vec::new();
-        let payload_bytes = b64::decode_padded(p64, &mut payload_buf, &mut payload_spill)
+        let payload_bytes = b64::decode_padded(p64, &mut payload_room, &mut payload_spill)
             .ok_or(TokenError::BadBase64("payload"))?;
         let claims =
             Claims::new(payload_text(payload_bytes).map_err(|_| TokenError::BadJson("payload"))?);
@@ -622,11 +624,6 @@ enum Use {
 /// Room for a JOSE header on the stack: ours are under 100 bytes decoded; a larger one still
 /// decodes, into the heap. Small, as it is zeroed on every call.
 const HEADER_STACK_BYTES: usize = 128;
-
-/// Room for a decoded payload on the stack, from where it is copied once into the text the
-/// verified token keeps; ours are about 250 bytes. A larger one decodes into the heap. Room too
-/// for the padding `b64::decode_padded` adds.
-const PAYLOAD_STACK_BYTES: usize = 512;
 
 /// One bit per byte of `word`, the byte's high bit, set exactly where the byte is `.`.
 #[inline]
