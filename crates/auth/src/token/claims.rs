@@ -155,21 +155,38 @@ const PERMISSIONS: u16 = 10;
 /// The bit of a registered claim (its index in [`REGISTERED`]); `None` for any other name.
 #[inline]
 pub(super) fn registered(name: &str) -> Option<u16> {
-    // One string match per key, rather than a search of `REGISTERED` and then a match.
-    Some(match name {
-        "iss" => 0,
-        "sub" => 1,
-        "aud" => 2,
-        "exp" => 3,
-        "nbf" => 4,
-        "iat" => 5,
-        "jti" => 6,
-        "client_id" => 7,
-        "scope" => 8,
-        "scp" => 9,
-        "permissions" => PERMISSIONS,
-        "type" => 11,
-        "fam" => 12,
+    /// Three ASCII bytes as one number, first byte lowest.
+    const fn three(b: &[u8; 3]) -> u32 {
+        b[0] as u32 | (b[1] as u32) << 8 | (b[2] as u32) << 16
+    }
+    const ISS: u32 = three(b"iss");
+    const SUB: u32 = three(b"sub");
+    const AUD: u32 = three(b"aud");
+    const EXP: u32 = three(b"exp");
+    const NBF: u32 = three(b"nbf");
+    const IAT: u32 = three(b"iat");
+    const JTI: u32 = three(b"jti");
+    const SCP: u32 = three(b"scp");
+    const FAM: u32 = three(b"fam");
+    Some(match name.as_bytes() {
+        // Most claim names have three letters: compared as one number each, which the
+        // compiler can search as a tree rather than as a chain of byte comparisons.
+        &[a, b, c] => match three(&[a, b, c]) {
+            ISS => 0,
+            SUB => 1,
+            AUD => 2,
+            EXP => 3,
+            NBF => 4,
+            IAT => 5,
+            JTI => 6,
+            SCP => 9,
+            FAM => 12,
+            _ => return None,
+        },
+        b"client_id" => 7,
+        b"scope" => 8,
+        b"permissions" => PERMISSIONS,
+        b"type" => 11,
         _ => return None,
     })
 }
