@@ -113,38 +113,27 @@ pub struct Attributes {
     deferred: Option<Arc<Deferred>>,
 }
 
-/// Attributes kept as the JSON object they came in.
+/// Attributes kept as the text they came in.
 struct Deferred {
-    object: Arc<str>,
-    keep: fn(&str) -> bool,
+    text: Arc<str>,
+    build: fn(&str) -> Map<String, Value>,
     map: OnceLock<Map<String, Value>>,
 }
 
 impl Deferred {
     fn map(&self) -> &Map<String, Value> {
-        self.map.get_or_init(|| {
-            // The caller checked `object` with these rules (see `Attributes::deferred`); were it
-            // ever not one strict object, no attributes is the safe answer: none grants anything.
-            match crate::parse_strict(self.object.as_bytes()) {
-                Ok(Value::Object(mut members)) => {
-                    members.retain(|name, _| (self.keep)(name));
-                    members
-                }
-                _ => Map::new(),
-            }
-        })
+        self.map.get_or_init(|| (self.build)(&self.text))
     }
 }
 
 impl Attributes {
-    /// The members of `object`, a JSON object text that [`crate::parse_strict`] accepts, whose
-    /// names `keep` accepts; parsed when first read.
-    pub fn deferred(object: Arc<str>, keep: fn(&str) -> bool) -> Self {
+    /// The attributes `build` reads from `text`, built when first read.
+    pub fn deferred(text: Arc<str>, build: fn(&str) -> Map<String, Value>) -> Self {
         Attributes {
             built: Map::new(),
             deferred: Some(Arc::new(Deferred {
-                object,
-                keep,
+                text,
+                build,
                 map: OnceLock::new(),
             })),
         }
@@ -206,8 +195,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn unregistered(name: &str) -> bool {
-        !matches!(name, "sub" | "exp")
+    /// The members of a JSON object other than `sub` and `exp`; none if it is not one.
+    fn unregistered(text: &str) -> Map<String, Value> {
+        match crate::parse_strict(text.as_bytes()) {
+            Ok(Value::Object(mut members)) => {
+                members.retain(|name, _| !matches!(name.as_str(), "sub" | "exp"));
+                members
+            }
+            _ => Map::new(),
+        }
     }
 
     fn deferred() -> Attributes {
@@ -246,10 +242,12 @@ mod tests {
     }
 
     #[test]
-    fn text_that_is_not_one_strict_object_gives_no_attributes() {
-        for bad in [r#"{"a":1,"a":2}"#, "[1]", "{", r#"{"a":1} x"#] {
-            let a = Attributes::deferred(bad.into(), |_| true);
-            assert!(a.is_empty(), "{bad}");
-        }
+    fn equal_whether_deferred_or_built() {
+        let built = Attributes::from(unregistered(r#"{"sub":"a","team":"blue"}"#));
+        assert_eq!(
+            Attributes::deferred(r#"{"team":"blue","exp":2}"#.into(), unregistered),
+            built
+        );
+        assert_ne!(Attributes::deferred("[1]".into(), unregistered), built);
     }
 }

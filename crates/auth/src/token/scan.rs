@@ -11,6 +11,8 @@
 //! what is accepted and refused is the serde path's business alone; this only has to give the
 //! same result as serde_json on what it does read, which tests check on generated input.
 
+use serde_json::{Map, Value};
+
 /// How deep the fast path follows arrays and objects (the top-level object is depth 1). Deeper
 /// input goes to serde_json, whose own limit (128) then applies.
 pub(super) const MAX_DEPTH: usize = 8;
@@ -216,6 +218,40 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Any value of the subset as a `Value`, as `parse_strict` would build it; `depth` is that of
+    /// the value's container.
+    pub fn value(&mut self, depth: usize) -> Option<Value> {
+        let mut v = Value::Null;
+        self.value_into(depth, &mut v)?;
+        Some(v)
+    }
+
+    /// [`Scan::value`], written into `out` (a map's slot, say) rather than returned: a returned
+    /// `Value` goes through the stack and is copied again.
+    pub fn value_into(&mut self, depth: usize, out: &mut Value) -> Option<()> {
+        *out = match self.peek()? {
+            b'[' if depth < MAX_DEPTH => Value::Array(self.array(|s| s.value(depth + 1))?),
+            b'{' if depth < MAX_DEPTH => {
+                let mut map = Map::new();
+                self.object(|s, key| {
+                    // One lookup for both the repeat check and the insert.
+                    let serde_json::map::Entry::Vacant(slot) = map.entry(key) else {
+                        return None;
+                    };
+                    s.value_into(depth + 1, slot.insert(Value::Null))
+                })?;
+                Value::Object(map)
+            }
+            _ => match self.scalar()? {
+                Scalar::Str(s) => Value::String(s.to_owned()),
+                Scalar::Int(n) => Value::from(n),
+                Scalar::Bool(b) => Value::Bool(b),
+                Scalar::Null => Value::Null,
+            },
+        };
+        Some(())
+    }
+
     /// Passes over any value of the subset, building nothing but checking what [`Scan::value`]
     /// checks (no key repeated in an object, the depth); `depth` is that of its container.
     pub fn skip(&mut self, depth: usize) -> Option<()> {
@@ -345,10 +381,9 @@ fn first_stop(bytes: &[u8]) -> Option<(usize, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
 
     #[test]
-    fn passes_over_its_subset() {
+    fn reads_and_passes_over_its_subset_as_serde_json_reads_it() {
         for text in [
             r#"{"a":"x","b":[1,true,false,null,"y"],"c":{"d":{}},"e":[]}"#,
             " { \"a\" :\t[ 0 , 9223372036854775807 ]\r\n} ",
@@ -361,6 +396,13 @@ mod tests {
             );
             assert!(skips(text), "{text}");
         }
+    }
+
+    fn value(text: &str) -> Option<Value> {
+        let mut s = Scan::new(text);
+        s.ws();
+        let v = s.value(0)?;
+        s.at_end().then_some(v)
     }
 
     /// Whether `skip` passes over all of `text`.
@@ -559,9 +601,11 @@ mod tests {
             "\u{0c}1",
             "\"unterminated",
         ] {
+            assert_eq!(value(text), None, "{text}");
             assert!(!skips(text), "{text}");
         }
         // Depth 8 is still read; 9 is for serde_json.
+        assert!(value("[[[[[[[[1]]]]]]]]").is_some());
         assert!(skips("[[[[[[[[1]]]]]]]]"));
     }
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::b64;
 use super::claims::{
-    Claims, Item, Payload, Text, is_attribute, parse_payload, payload_text, registered,
+    Claims, Item, Payload, Text, parse_payload, payload_text, registered, unregistered_claims,
 };
 use super::keys::{KeyLookup, KeySet, VerifyKey, alg_name, parse_alg};
 use super::scan::Scan;
@@ -712,7 +712,7 @@ fn principal_from_claims(
         Some(built) => built.into(),
         None if payload.members.is_empty() => Attributes::default(),
         // Built from the payload when first read: most requests never read them.
-        None => Attributes::deferred(claims.shared_json().clone(), is_attribute),
+        None => Attributes::deferred(claims.shared_json().clone(), unregistered_claims),
     };
     Ok(principal)
 }
