@@ -400,31 +400,8 @@ fn plain_into<'a>(json: &'a str, p: &mut Payload<'a>) -> Option<()> {
             7 => plain_text(s, &mut p.client_id)?,
             8 => plain_item(s, &mut p.scope)?,
             9 => plain_item(s, &mut p.scp)?,
-            // Straight to the owned strings the principal keeps, with no list of items between,
-            // allocated at their number: the first few are noted here, the rest (rare) pushed.
-            PERMISSIONS if s.peek() == Some(b'[') => {
-                let mut first = [""; 8];
-                let mut noted = 0;
-                let mut rest = Vec::new();
-                s.elements(|s| {
-                    if s.peek() != Some(b'"') {
-                        return s.scalar().map(|_| ());
-                    }
-                    let text = s.string()?;
-                    match first.get_mut(noted) {
-                        Some(slot) => {
-                            *slot = text;
-                            noted += 1;
-                        }
-                        None => rest.push(text.to_owned()),
-                    }
-                    Some(())
-                })?;
-                let mut strings = Vec::with_capacity(noted + rest.len());
-                strings.extend(first.iter().take(noted).map(|t| (*t).to_owned()));
-                strings.append(&mut rest);
-                p.permissions = strings;
-            }
+            // Straight to the owned strings the principal keeps, with no list of items between.
+            PERMISSIONS if s.peek() == Some(b'[') => p.permissions = plain_strings(s)?,
             PERMISSIONS => {
                 let mut item = None;
                 plain_item(s, &mut item)?;
@@ -436,6 +413,33 @@ fn plain_into<'a>(json: &'a str, p: &mut Payload<'a>) -> Option<()> {
         Some(())
     })?;
     s.at_end().then_some(())
+}
+
+/// The strings of an array of scalars in the scanner's subset, other scalars skipped, allocated
+/// at their number: the first few are noted on the stack, the rest (rare) pushed. `None` for
+/// anything else, a nested array or object included, which the serde path then reads.
+pub(super) fn plain_strings(s: &mut Scan<'_>) -> Option<Vec<String>> {
+    let mut first = [""; 8];
+    let mut noted = 0;
+    let mut rest = Vec::new();
+    s.elements(|s| {
+        if s.peek() != Some(b'"') {
+            return s.scalar().map(|_| ());
+        }
+        let text = s.string()?;
+        match first.get_mut(noted) {
+            Some(slot) => {
+                *slot = text;
+                noted += 1;
+            }
+            None => rest.push(text.to_owned()),
+        }
+        Some(())
+    })?;
+    let mut strings = Vec::with_capacity(noted + rest.len());
+    strings.extend(first.iter().take(noted).map(|t| (*t).to_owned()));
+    strings.append(&mut rest);
+    Some(strings)
 }
 
 /// Reads a registered claim's value in the scanner's subset, a scalar or an array of scalars,

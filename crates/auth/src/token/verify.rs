@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use super::b64;
 use super::claims::{
-    Claims, Item, Payload, Text, parse_payload, payload_text, registered, unregistered_claims,
+    Claims, Item, Payload, Text, parse_payload, payload_text, plain_strings, registered,
+    unregistered_claims,
 };
 use super::keys::{KeyLookup, KeySet, VerifyKey, alg_name, parse_alg};
 use super::scan::Scan;
@@ -736,7 +737,7 @@ fn roles(path: &str, payload: &Payload<'_>, claims: &Claims) -> Vec<String> {
     } else {
         let text = payload.members.get(first);
         if rest.is_none()
-            && let Some(roles) = text.and_then(plain_strings)
+            && let Some(roles) = text.and_then(roles_in)
         {
             return roles;
         }
@@ -757,24 +758,16 @@ fn roles(path: &str, payload: &Payload<'_>, claims: &Claims) -> Vec<String> {
     }
 }
 
-/// The strings of a JSON array text in the scanner's subset, other elements skipped; nothing for
-/// another value. `None` outside the subset (an escaped string, say), for the full parse to read.
-fn plain_strings(text: &str) -> Option<Vec<String>> {
+/// The roles in a claim's JSON text: the strings of an array of scalars, nothing for another kind
+/// of value. `None` outside the scanner's subset (an escaped string, a nested array or object),
+/// for the full parse to read.
+fn roles_in(text: &str) -> Option<Vec<String>> {
     let mut s = Scan::new(text);
     if s.peek() != Some(b'[') {
-        // The member's text was checked as one value: any other kind holds no roles.
+        // The claim's text was checked as one value: any other kind holds no roles.
         return Some(Vec::new());
     }
-    let mut strings = Vec::new();
-    s.elements(|s| {
-        if s.peek() == Some(b'"') {
-            strings.push(s.string()?.to_owned());
-        } else {
-            s.skip(2)?;
-        }
-        Some(())
-    })?;
-    Some(strings)
+    plain_strings(&mut s)
 }
 
 /// Takes the token from `Authorization` header values: exactly one header, scheme `Bearer`
