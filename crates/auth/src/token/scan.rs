@@ -390,10 +390,9 @@ mod tests {
             r#""é ✓""#,
             "0",
         ] {
-            assert!(
-                mcp_guard_core::parse_strict(text.as_bytes()).is_ok(),
-                "{text}"
-            );
+            let strict = mcp_guard_core::parse_strict(text.as_bytes()).ok();
+            assert!(strict.is_some(), "{text}");
+            assert_eq!(value(text), strict, "{text}");
             assert!(skips(text), "{text}");
         }
     }
