@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::scan::{Scalar, Scan};
+use super::scan::{Key, KeyWord, Scalar, Scan};
 
 /// Claims with a meaning of their own; every other claim becomes a principal attribute.
 pub(super) const REGISTERED: [&str; 13] = [
@@ -218,6 +218,37 @@ pub(super) fn registered(name: &str) -> Option<u16> {
     })
 }
 
+/// [`registered`] for a key the scanner read as a [`KeyWord`] (one of seven bytes or less).
+#[inline(always)]
+fn registered_word(word: KeyWord) -> Option<u16> {
+    const ISS: u64 = KeyWord::of(b"iss");
+    const SUB: u64 = KeyWord::of(b"sub");
+    const AUD: u64 = KeyWord::of(b"aud");
+    const EXP: u64 = KeyWord::of(b"exp");
+    const NBF: u64 = KeyWord::of(b"nbf");
+    const IAT: u64 = KeyWord::of(b"iat");
+    const JTI: u64 = KeyWord::of(b"jti");
+    const SCOPE: u64 = KeyWord::of(b"scope");
+    const SCP: u64 = KeyWord::of(b"scp");
+    const TYPE: u64 = KeyWord::of(b"type");
+    const FAM: u64 = KeyWord::of(b"fam");
+    // `client_id` and `permissions` are longer than a word: never read as one.
+    Some(match word.0 {
+        ISS => 0,
+        SUB => 1,
+        AUD => 2,
+        EXP => 3,
+        NBF => 4,
+        IAT => 5,
+        JTI => 6,
+        SCOPE => 8,
+        SCP => 9,
+        TYPE => 11,
+        FAM => 12,
+        _ => return None,
+    })
+}
+
 impl<'a> Payload<'a> {
     /// Records a registered claim, refusing (`None`) one already seen.
     #[inline]
@@ -374,8 +405,13 @@ fn plain_into<'a>(json: &'a str, p: &mut Payload<'a>) -> Option<()> {
     let mut s = Scan::new(json);
     s.ws();
     let mut seen: u16 = 0;
-    s.object(|s, key| {
-        let Some(bit) = registered(key) else {
+    s.object_keyed(|s, key| {
+        let bit = match key {
+            Key::Short { word, .. } => registered_word(word),
+            Key::Text(name) => registered(name),
+        };
+        let Some(bit) = bit else {
+            let key = key.text()?;
             let start = s.position();
             // Depth 1 is the payload object itself.
             s.skip(1)?;
@@ -704,6 +740,21 @@ mod tests {
     fn parse(json: &str) -> Result<Payload<'_>, PayloadError> {
         let mut p = Payload::default();
         parse_payload(json, &mut p).map(|()| p)
+    }
+
+    #[test]
+    fn a_key_word_names_the_claim_its_text_names() {
+        let others = [
+            "", "is", "issu", "iss ", "Iss", "scop", "scopes", "types", "fa", "famx",
+        ];
+        for name in REGISTERED.iter().chain(&others) {
+            if name.len() <= 7 {
+                let word = KeyWord(KeyWord::of(name.as_bytes()));
+                assert_eq!(registered_word(word), registered(name), "{name}");
+            }
+        }
+        assert_eq!(registered("client_id"), Some(7));
+        assert_eq!(registered("permissions"), Some(PERMISSIONS));
     }
 
     #[test]

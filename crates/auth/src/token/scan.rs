@@ -99,6 +99,35 @@ impl<'a> Scan<'a> {
         self.text.get(start..start + len)
     }
 
+    /// A key of at most seven bytes, plain, and the `:` right after it, read from one 8-byte
+    /// load: a compact payload's keys almost all are. `None` (and the scanner unmoved) for any
+    /// other key, or one without its `:` right after, for [`Scan::string`] to read.
+    // Always: the member loop of a payload runs it once a claim, in place of a string search and
+    // the byte-by-byte `:`. The key's text is left for the caller to take if it needs it: taking
+    // it is a call, and a registered claim, named by its word, does not need it.
+    #[inline(always)]
+    fn short_key(&mut self) -> Option<Key<'a>> {
+        let bytes = self.text.as_bytes();
+        if bytes.get(self.pos) != Some(&b'"') {
+            return None;
+        }
+        let chunk: [u8; 8] = bytes.get(self.pos + 1..self.pos + 9)?.try_into().ok()?;
+        let word = u64::from_le_bytes(chunk);
+        let (len, quote) = stop_in_word(word)?;
+        if !quote || bytes.get(self.pos + 2 + len) != Some(&b':') {
+            return None;
+        }
+        let start = self.pos + 1;
+        self.pos += len + 3;
+        Some(Key::Short {
+            // `len` is at most 7: the quote is one of the eight bytes.
+            word: KeyWord(word & ((1 << (8 * len)) - 1)),
+            text: self.text,
+            start,
+            len,
+        })
+    }
+
     /// A scalar (see [`Scalar`]).
     #[inline]
     pub fn scalar(&mut self) -> Option<Scalar<'a>> {
@@ -192,15 +221,30 @@ impl<'a> Scan<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
     ) -> Option<()> {
+        self.object_keyed(|s, key| member(s, key.text()?))
+    }
+
+    /// [`Scan::object`], with each key as a [`Key`]: a short one as its word.
+    #[inline(always)]
+    pub fn object_keyed(
+        &mut self,
+        mut member: impl FnMut(&mut Self, Key<'a>) -> Option<()>,
+    ) -> Option<()> {
         self.eat(b'{')?;
         self.ws();
         if self.eat(b'}').is_some() {
             return Some(());
         }
         loop {
-            let key = self.string()?;
-            self.ws();
-            self.eat(b':')?;
+            let key = match self.short_key() {
+                Some(key) => key,
+                None => {
+                    let key = self.string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    Key::Text(key)
+                }
+            };
             self.ws();
             member(self, key)?;
             self.ws();
@@ -343,31 +387,13 @@ fn plain_string_len(bytes: &[u8]) -> Option<usize> {
 #[inline]
 fn first_stop(bytes: &[u8]) -> Option<(usize, bool)> {
     // Eight bytes at a time, as serde_json does: string bytes are most of a token's payload.
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    // A high bit in each byte of `x` that is zero. A borrow can also mark a byte above a zero
-    // byte, never below one, so the lowest mark is always a real match.
-    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     let mut chunks = bytes.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word);
-        let quotes = zero_bytes(v ^ (ONES * u64::from(b'"')));
-        let hits = quotes
-            | zero_bytes(v ^ (ONES * u64::from(b'\\')))
-            // Below 0x20: subtracting 0x20 borrows into the high bit; bytes >= 0x80 have it set
-            // in `v`, so `!v` clears them.
-            | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
-        if hits != 0 {
-            // Little-endian: the lowest set bit is the first byte. A false mark in `quotes`
-            // there would need a real quote below it, which would be the first stop instead.
-            let first = hits & hits.wrapping_neg();
-            return Some((
-                offset + (hits.trailing_zeros() / 8) as usize,
-                quotes & first != 0,
-            ));
+        if let Some((at, quote)) = stop_in_word(u64::from_le_bytes(word)) {
+            return Some((offset + at, quote));
         }
         offset += 8;
     }
@@ -376,6 +402,77 @@ fn first_stop(bytes: &[u8]) -> Option<(usize, bool)> {
         .iter()
         .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
         .map(|i| (offset + i, chunks.remainder().get(i) == Some(&b'"')))
+}
+
+/// The index of the first `"`, `\\` or control character among the eight bytes of `v` (the
+/// first in its lowest byte), and whether it is `"`.
+#[inline(always)]
+fn stop_in_word(v: u64) -> Option<(usize, bool)> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    // A high bit in each byte of `x` that is zero. A borrow can also mark a byte above a zero
+    // byte, never below one, so the lowest mark is always a real match.
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quotes = zero_bytes(v ^ (ONES * u64::from(b'"')));
+    let hits = quotes
+        | zero_bytes(v ^ (ONES * u64::from(b'\\')))
+        // Below 0x20: subtracting 0x20 borrows into the high bit; bytes >= 0x80 have it set in
+        // `v`, so `!v` clears them.
+        | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+    if hits == 0 {
+        return None;
+    }
+    // Little-endian: the lowest set bit is the first byte. A false mark in `quotes` there would
+    // need a real quote below it, which would be the first stop instead.
+    let first = hits & hits.wrapping_neg();
+    Some(((hits.trailing_zeros() / 8) as usize, quotes & first != 0))
+}
+
+/// An object's key, as [`Scan::object_keyed`] read it.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Key<'a> {
+    /// A key of at most seven bytes: its word, and where its text is (`len` bytes of `text`
+    /// from `start`).
+    Short {
+        word: KeyWord,
+        text: &'a str,
+        start: usize,
+        len: usize,
+    },
+    /// Any other key in the subset.
+    Text(&'a str),
+}
+
+impl<'a> Key<'a> {
+    /// The key's text (always there: a short key lies between two ASCII quotes).
+    #[inline]
+    pub fn text(&self) -> Option<&'a str> {
+        match *self {
+            Key::Short {
+                text, start, len, ..
+            } => text.get(start..start + len),
+            Key::Text(text) => Some(text),
+        }
+    }
+}
+
+/// A key of at most seven bytes as one number, its first byte lowest and the rest zero: one
+/// comparison tells it from a name of that length or less.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct KeyWord(pub u64);
+
+impl KeyWord {
+    /// The word of `name`, at most seven bytes (checked when the constant is built).
+    pub const fn of(name: &[u8]) -> u64 {
+        assert!(name.len() <= 7, "a key word holds seven bytes");
+        let mut word = 0;
+        let mut i = name.len();
+        while i > 0 {
+            i -= 1;
+            word = word << 8 | name[i] as u64;
+        }
+        word
+    }
 }
 
 #[cfg(test)]
@@ -574,6 +671,65 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The key and position that the general path (a string, whitespace, `:`) reads.
+    fn general_key(text: &str) -> Option<(&str, usize)> {
+        let mut s = Scan::new(text);
+        let key = s.string()?;
+        s.ws();
+        s.eat(b':')?;
+        Some((key, s.position()))
+    }
+
+    #[test]
+    fn a_short_key_is_read_as_the_general_path_reads_it() {
+        let fill = [b'a', b'z', b' ', 0x7f, 0x80, 0xff];
+        let odd = [b'"', b'\\', 0x00, 0x1f, b':', b' '];
+        for len in 0..10 {
+            for &f in &fill {
+                for at in 0..=len + 2 {
+                    for &o in &odd {
+                        // `"`, `len` bytes, `":`, a value and more, so that eight bytes
+                        // follow the first quote, with one byte (`at`) changed.
+                        let mut bytes = vec![b'"'];
+                        bytes.extend(std::iter::repeat_n(f, len));
+                        bytes.extend_from_slice(b"\":1,\"more\":2}");
+                        if let Some(b) = bytes.get_mut(at + 1) {
+                            *b = o;
+                        }
+                        let Ok(text) = std::str::from_utf8(&bytes) else {
+                            continue;
+                        };
+                        let mut s = Scan::new(text);
+                        match s.short_key() {
+                            Some(Key::Text(_)) => panic!("a short key is read as a word"),
+                            Some(key @ Key::Short { word, .. }) => {
+                                let key = key.text().unwrap_or_else(|| panic!("{text:?}"));
+                                assert_eq!(
+                                    Some((key, s.position())),
+                                    general_key(text),
+                                    "{text:?}"
+                                );
+                                assert!(key.len() <= 7, "{text:?}");
+                                assert_eq!(word, KeyWord(KeyWord::of(key.as_bytes())), "{text:?}");
+                            }
+                            // Unmoved, and only for a key the general path reads otherwise or
+                            // one it reads but that is long, or whose `:` is not right after.
+                            None => {
+                                assert_eq!(s.position(), 0, "{text:?}");
+                                if let Some((key, end)) = general_key(text) {
+                                    assert!(key.len() > 7 || end != key.len() + 3, "{text:?}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Fewer than eight bytes after the quote: the general path's.
+        assert!(Scan::new("\"a\":1}").short_key().is_none());
+        assert_eq!(general_key("\"a\":1}"), Some(("a", 4)));
     }
 
     #[test]
