@@ -500,20 +500,15 @@ impl Verifier {
 
         // The signature holds: now the claims.
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
-        let exp = payload
-            .exp
-            .as_ref()
-            .and_then(Item::as_i64)
-            .ok_or(TokenError::MissingExp)?;
+        let exp = payload.exp.flatten().ok_or(TokenError::MissingExp)?;
         if now > exp.saturating_add(leeway) {
             return Err(TokenError::Expired);
         }
-        match &payload.nbf {
+        match payload.nbf {
             None => {}
-            Some(v) => match v.as_i64() {
-                Some(nbf) if nbf <= now.saturating_add(leeway) => {}
-                _ => return Err(TokenError::NotYetValid),
-            },
+            Some(Some(nbf)) if nbf <= now.saturating_add(leeway) => {}
+            // Not yet, or not an integer.
+            Some(_) => return Err(TokenError::NotYetValid),
         }
         let wanted = |a: &str| policy.audiences.iter().any(|w| w == a);
         match &payload.aud {
