@@ -456,6 +456,10 @@ fn plain_into<'a>(json: &'a str, p: &mut Payload<'a>) -> Option<()> {
 /// at their number: the first few are noted on the stack, the rest (rare) pushed. `None` for
 /// anything else, a nested array or object included, which the serde path then reads.
 pub(super) fn plain_strings(s: &mut Scan<'_>) -> Option<Vec<String>> {
+    // An empty list (our tokens' `roles` when there are none) without setting up the notes.
+    if s.empty_array() {
+        return Some(Vec::new());
+    }
     let mut first = [""; 8];
     let mut noted = 0;
     let mut rest = Vec::new();

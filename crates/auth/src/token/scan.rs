@@ -191,6 +191,16 @@ impl<'a> Scan<'a> {
         Some(out)
     }
 
+    /// Consumes `[]` if it is next (no whitespace inside, as compact JSON has it).
+    #[inline]
+    pub fn empty_array(&mut self) -> bool {
+        let empty = self.text.as_bytes().get(self.pos..self.pos + 2) == Some(b"[]");
+        if empty {
+            self.pos += 2;
+        }
+        empty
+    }
+
     /// Walks an array: calls `element` positioned at each element, which it must read.
     pub fn elements(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.eat(b'[')?;
@@ -302,9 +312,11 @@ impl<'a> Scan<'a> {
         match self.peek()? {
             b'[' if depth < MAX_DEPTH => self.elements(|s| s.skip(depth + 1)),
             b'{' if depth < MAX_DEPTH => {
-                let mut names = Names::default();
+                // Set up at the first key: an empty object (our tokens' `metadata` when there is
+                // none) needs no room for names.
+                let mut names: Option<Names<'_>> = None;
                 self.object(|s, key| {
-                    names.add(key)?;
+                    names.get_or_insert_default().add(key)?;
                     s.skip(depth + 1)
                 })
             }
@@ -730,6 +742,22 @@ mod tests {
         // Fewer than eight bytes after the quote: the general path's.
         assert!(Scan::new("\"a\":1}").short_key().is_none());
         assert_eq!(general_key("\"a\":1}"), Some(("a", 4)));
+    }
+
+    #[test]
+    fn an_empty_array_is_consumed_only_when_it_is_exactly_next() {
+        for (text, empty, after) in [
+            ("[]", true, 2),
+            ("[],1", true, 2),
+            ("[ ]", false, 0),
+            ("[1]", false, 0),
+            ("[", false, 0),
+            ("{}", false, 0),
+        ] {
+            let mut s = Scan::new(text);
+            assert_eq!(s.empty_array(), empty, "{text}");
+            assert_eq!(s.position(), after, "{text}");
+        }
     }
 
     #[test]
