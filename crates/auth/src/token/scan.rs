@@ -469,7 +469,8 @@ impl<'a> Key<'a> {
 }
 
 /// A key of at most seven bytes as one number, its first byte lowest and the rest zero: one
-/// comparison tells it from a name of that length or less.
+/// comparison tells it from a name of that length or less, since a key the scanner reads has no
+/// zero byte (it stops at control bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct KeyWord(pub u64);
 
